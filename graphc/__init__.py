@@ -1,0 +1,29 @@
+"""graphc: a static-graph compiler for differentiable programs.
+
+    import graphc as gc
+    g = gc.Graph("net")
+    x = g.input("x", (64, 1000)); w = g.param("w", (1000, 10))
+    g.output("loss", gc.sum(gc.sigmoid(x @ w) ** 2))
+    gc.evaluate(g, x=X, w=W)          # numpy reference interpreter
+    print(gc.to_text(g))              # readable IR; gc.save/gc.load for JSON, gc.to_dot for Graphviz
+"""
+
+from .errors import ArgumentError, CompileError, DataError, DTypeError, GraphcError, GraphError, ShapeError
+from .ir.build import (abs, add, argmax, argmin, broadcast_to, cast, concat, cos, div, eq, erf, exp,
+                       expm1, ge, gt, le, log, log1p, lt, matmul, max, maximum, mean, min, minimum,
+                       mul, ne, neg, one_hot, pad, pow, reciprocal, relu, reshape, rsqrt, sigmoid, sign,
+                       scatter_add, sin, softplus, sqrt, square, stop_gradient, sub, sum, take_along_axis, tanh,
+                       transpose, where)
+from .ir.composites import (cross_entropy, gelu, l2_regularization, layer_norm, linear, log_softmax,
+                            logsumexp, mse, softmax, svm_loss)
+from .ir.dot import to_dot
+from .ir.graph import Graph, Value
+from .ir.interpret import evaluate
+from .ir.ops import OPS
+from .ir.serialize import from_json, load, save, to_json
+from .ir.text import from_text, to_text
+from .ir.verify import verify
+from .passes.autodiff import grad, jvp, vjp
+from .passes.simplify import simplify
+
+__version__ = "0.1.0"

@@ -1,0 +1,34 @@
+"""The exceptions graphc raises for user mistakes.
+
+Every error a user can cause is a ``GraphcError`` (a ``ValueError``), so one ``except`` catches
+them all, and the subclass says what kind of thing was wrong. Messages name the value, input or
+op at fault, what was expected and what came.
+"""
+
+
+class GraphcError(ValueError):
+    """Base class of every error graphc raises for bad input."""
+
+
+class ShapeError(GraphcError):
+    """Shapes that do not fit an op (or an input whose shape is not the declared one)."""
+
+
+class DTypeError(GraphcError):
+    """A dtype an op does not accept (or an input whose dtype is not the declared one)."""
+
+
+class GraphError(GraphcError):
+    """A malformed graph or IR file: cycles, dangling values, unknown ops, bad names."""
+
+
+class ArgumentError(GraphcError, TypeError):
+    """A call with a missing or unexpected argument name."""
+
+
+class DataError(GraphcError):
+    """Input data outside an op's domain at run time, e.g. a label out of range."""
+
+
+class CompileError(GraphcError):
+    """A graph that cannot be compiled as asked (target, strategy, budget)."""

@@ -1,0 +1,39 @@
+"""Graphviz DOT export: ops with their shapes; inputs, params, constants and outputs drawn apart."""
+
+from .text import format_array, format_type
+
+_STYLE = {
+    "input": 'shape=box, style="filled,rounded", fillcolor="#cfe2ff"',
+    "param": 'shape=box, style="filled,rounded", fillcolor="#ffe3b3"',
+    "const": 'shape=box, style="filled,dashed", fillcolor="#f2f2f2"',
+    "op": 'shape=ellipse, style=filled, fillcolor="#ffffff"',
+    "output": 'shape=doubleoctagon, style=filled, fillcolor="#d3f5d3"',
+}
+_SHOWN_CONST_SIZE = 4  # constants up to this many elements show their value
+
+
+def _quote(s: str) -> str:
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def _label(v) -> str:
+    t = format_type(v.shape, v.dtype)
+    if v.op in ("input", "param"):
+        return f"{v.op} {v.name}\n{t}"
+    if v.op == "const":
+        shown = format_array(v.attrs["value"], v.dtype) if v.size <= _SHOWN_CONST_SIZE else "..."
+        return f"const {shown}\n{t}"
+    return f"%{v.id} {v.op}\n{t}"
+
+
+def to_dot(graph) -> str:
+    """The DOT source of ``graph`` (render with ``dot -Tsvg``)."""
+    lines = [f"digraph {_quote(graph.name)} {{", "  rankdir=TB;", '  node [fontname="Helvetica", fontsize=10];']
+    for v in graph.nodes:
+        style = _STYLE.get(v.op, _STYLE["op"])
+        lines.append(f"  v{v.id} [label={_quote(_label(v))}, {style}];")
+        lines += [f"  v{i.id} -> v{v.id};" for i in v.inputs]
+    for name, v in graph.outputs.items():
+        lines.append(f"  out_{name} [label={_quote('output ' + name)}, {_STYLE['output']}];")
+        lines.append(f"  v{v.id} -> out_{name};")
+    return "\n".join(lines + ["}"]) + "\n"

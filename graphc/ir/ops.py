@@ -1,0 +1,565 @@
+"""The op table: every primitive op of the IR, defined once.
+
+An ``OpDef`` holds an op's attribute schema, its shape/dtype rule (``infer``), its reference
+numpy semantics (``reference``, used by the interpreter that every compiled result is tested
+against) and its cost estimate. Gradient rules and lowerings live in their own tables, keyed by
+the same names. Adding an op means adding a row here.
+
+Primitives see explicit shapes and dtypes: elementwise ops get operands of equal shape and
+dtype, because the builder (``build.py``) inserts ``broadcast_to`` and ``cast`` nodes first.
+Composite ops (softmax, losses, layer_norm, ...) are built from these in ``composites.py``.
+"""
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable, NamedTuple
+
+import numpy as np
+
+from ..errors import DataError, DTypeError, GraphError, ShapeError
+from . import dtypes as dt
+from .names import check_name
+from .shapes import can_broadcast_to, check_shape, reduced_shape
+
+
+class TensorType(NamedTuple):
+    shape: tuple[int, ...]
+    dtype: str
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def nbytes(self) -> int:
+        return self.size * dt.itemsize(self.dtype)
+
+
+class Cost(NamedTuple):
+    """Unfused cost of one node: arithmetic, transcendental calls, and memory traffic."""
+
+    flops: int
+    transcendentals: int
+    bytes_read: int
+    bytes_written: int
+
+
+# attribute kinds: how an attribute value is checked, printed and parsed
+ATTR_KINDS = ("int", "bool", "ints", "dtype", "name", "array")
+
+
+@dataclass(frozen=True)
+class OpDef:
+    name: str
+    kind: str  # source | elementwise | reduction | contraction | layout | index
+    arity: int | None  # None: one or more operands (concat)
+    infer: Callable[[tuple[TensorType, ...], dict], TensorType]
+    reference: Callable[..., np.ndarray] | None  # (attrs, *arrays); None for source ops
+    attrs: dict[str, str] = field(default_factory=dict)  # attribute name -> kind
+    flops_per_element: int = 0
+    transcendental: bool = False
+    differentiable: bool = True  # False: passes a zero gradient (compares, sign, argmax...)
+    doc: str = ""
+
+    def arity_fault(self, n: int) -> str | None:
+        """Why ``n`` operands do not fit this op, or None when they do."""
+        if self.arity is None:
+            return None if n else f"expected at least 1 operand, got {n}"
+        return None if n == self.arity else f"expected {self.arity} operands, got {n}"
+
+    def cost(self, in_types, out_type) -> Cost:
+        n = out_type.size
+        if self.kind == "contraction":
+            k = in_types[0].shape[-1]
+            flops = 2 * n * k
+        elif self.kind == "reduction":
+            flops = in_types[0].size
+        else:
+            flops = self.flops_per_element * n
+        return Cost(
+            flops=flops,
+            transcendentals=n if self.transcendental else 0,
+            bytes_read=sum(t.nbytes for t in in_types),
+            bytes_written=out_type.nbytes,
+        )
+
+
+OPS: dict[str, OpDef] = {}
+
+
+def _register(op: OpDef) -> None:
+    OPS[op.name] = op
+
+
+# ---------------------------------------------------------------- dtype classes
+
+_DTYPE_CLASSES = {
+    "float": (dt.FLOATS, "a float (float32 or float64)"),
+    "numeric": (dt.INTS + dt.FLOATS, "numeric (int or float, not bool)"),
+    "int": (dt.INTS, "an integer (int32 or int64)"),
+    "bool": (("bool",), "bool"),
+    "any": (dt.DTYPES, "any dtype"),
+}
+
+
+def _require(op: str, what: str, dtype: str, cls: str) -> None:
+    allowed, described = _DTYPE_CLASSES[cls]
+    if dtype not in allowed:
+        hint = "; cast it with gc.cast(v, 'float32')" if cls == "float" else ""
+        raise DTypeError(f"{op}: {what} must be {described}, got {dtype}{hint}")
+
+
+def _same(op: str, types, what: str = "operand") -> TensorType:
+    first = types[0]
+    for t in types[1:]:
+        if t.shape != first.shape:
+            shown = " and ".join(str(x.shape) for x in types)
+            raise ShapeError(f"{op}: {what} shapes {shown} differ (elementwise ops need equal shapes)")
+        if t.dtype != first.dtype:
+            shown = " and ".join(x.dtype for x in types)
+            raise DTypeError(f"{op}: {what} dtypes {shown} differ")
+    return first
+
+
+# ---------------------------------------------------------------- source ops
+
+
+def _source_infer(types, attrs):
+    return TensorType(check_shape(attrs["shape"], attrs["name"]), attrs["dtype"])
+
+
+def _const_infer(types, attrs):
+    value = attrs["value"]
+    return TensorType(value.shape, dt.canonical(value.dtype))
+
+
+for _name, _doc in (("input", "a named data input"), ("param", "a named parameter (differentiated by default)")):
+    _register(OpDef(_name, "source", 0, _source_infer, None,
+                    {"name": "name", "shape": "ints", "dtype": "dtype"}, doc=_doc))
+_register(OpDef("const", "source", 0, _const_infer, None, {"value": "array"}, doc="a constant array"))
+
+
+# ---------------------------------------------------------------- elementwise ops
+
+
+def _checked_unary(name: str, cls: str):
+    def infer(types, attrs):
+        (t,) = types
+        _require(name, "operand", t.dtype, cls)
+        return t
+
+    return infer
+
+
+def _stable_sigmoid(x):
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype)
+
+
+_erf = np.frompyfunc(math.erf, 1, 1)
+
+# name: (dtype class, reference, flops per element, transcendental, differentiable, doc)
+UNARY = {
+    "neg": ("numeric", np.negative, 1, False, True, "-x"),
+    "exp": ("float", np.exp, 1, True, True, "e**x"),
+    "log": ("float", np.log, 1, True, True, "natural logarithm"),
+    "sqrt": ("float", np.sqrt, 1, True, True, "square root"),
+    "rsqrt": ("float", lambda x: np.reciprocal(np.sqrt(x)), 2, True, True, "1 / sqrt(x)"),
+    "abs": ("numeric", np.abs, 1, False, True, "|x|; abs'(0) = 0"),
+    "sign": ("numeric", np.sign, 1, False, False, "-1, 0 or 1 (zero gradient)"),
+    "tanh": ("float", np.tanh, 1, True, True, "hyperbolic tangent"),
+    "sigmoid": ("float", _stable_sigmoid, 4, True, True, "1 / (1 + exp(-x)), overflow-free"),
+    "relu": ("numeric", lambda x: np.maximum(x, x.dtype.type(0)), 1, False, True, "max(x, 0); relu'(0) = 0"),
+    "square": ("numeric", np.square, 1, False, True, "x * x"),
+    "reciprocal": ("float", np.reciprocal, 1, False, True, "1 / x"),
+    "sin": ("float", np.sin, 1, True, True, "sine"),
+    "cos": ("float", np.cos, 1, True, True, "cosine"),
+    "log1p": ("float", np.log1p, 1, True, True, "log(1 + x), accurate near 0"),
+    "expm1": ("float", np.expm1, 1, True, True, "exp(x) - 1, accurate near 0"),
+    "softplus": ("float", lambda x: np.logaddexp(x.dtype.type(0), x), 3, True, True, "log(1 + exp(x)), overflow-free"),
+    "erf": ("float", lambda x: np.asarray(_erf(x.astype(np.float64)), np.float64).astype(x.dtype), 1, True, True, "the error function"),
+    "stop_gradient": ("any", lambda x: x, 0, False, False, "identity whose gradient is zero"),
+}
+
+for _name, (_cls, _fn, _flops, _trans, _diff, _doc) in UNARY.items():
+    _register(OpDef(_name, "elementwise", 1, _checked_unary(_name, _cls),
+                    lambda attrs, x, _fn=_fn: _fn(x), flops_per_element=_flops,
+                    transcendental=_trans, differentiable=_diff, doc=_doc))
+
+
+def _binary_infer(name: str, cls: str, out_dtype: str | None):
+    def infer(types, attrs):
+        t = _same(name, types)
+        _require(name, "operands", t.dtype, cls)
+        return TensorType(t.shape, out_dtype or t.dtype)
+
+    return infer
+
+
+# name: (dtype class, reference, differentiable, doc)
+BINARY = {
+    "add": ("numeric", np.add, True, "a + b"),
+    "sub": ("numeric", np.subtract, True, "a - b"),
+    "mul": ("numeric", np.multiply, True, "a * b"),
+    "div": ("float", np.divide, True, "a / b (true division, floats only)"),
+    "pow": ("numeric", np.power, True, "a ** b"),
+    "maximum": ("numeric", np.maximum, True, "elementwise max; on ties the gradient goes to a"),
+    "minimum": ("numeric", np.minimum, True, "elementwise min; on ties the gradient goes to a"),
+}
+COMPARE = {"lt": np.less, "le": np.less_equal, "gt": np.greater, "ge": np.greater_equal,
+           "eq": np.equal, "ne": np.not_equal}
+
+for _name, (_cls, _fn, _diff, _doc) in BINARY.items():
+    _register(OpDef(_name, "elementwise", 2, _binary_infer(_name, _cls, None),
+                    lambda attrs, a, b, _fn=_fn: _fn(a, b), flops_per_element=1,
+                    transcendental=_name == "pow", differentiable=_diff, doc=_doc))
+for _name, _fn in COMPARE.items():
+    _register(OpDef(_name, "elementwise", 2, _binary_infer(_name, "any", "bool"),
+                    lambda attrs, a, b, _fn=_fn: _fn(a, b), flops_per_element=1,
+                    differentiable=False, doc=f"elementwise comparison ({_name}) -> bool"))
+
+
+def _where_infer(types, attrs):
+    cond, a, b = types
+    _require("where", "condition", cond.dtype, "bool")
+    t = _same("where", (a, b))
+    if cond.shape != t.shape:
+        raise ShapeError(f"where: condition shape {cond.shape} differs from operand shape {t.shape}")
+    return t
+
+
+_register(OpDef("where", "elementwise", 3, _where_infer, lambda attrs, c, a, b: np.where(c, a, b),
+                flops_per_element=1, doc="a where cond else b; gradient routed by cond"))
+
+
+def _cast_infer(types, attrs):
+    (t,) = types
+    return TensorType(t.shape, attrs["dtype"])
+
+
+_register(OpDef("cast", "elementwise", 1, _cast_infer, lambda attrs, x: x.astype(attrs["dtype"]),
+                {"dtype": "dtype"}, flops_per_element=1, doc="convert to another dtype"))
+
+
+# ---------------------------------------------------------------- reductions
+
+
+def _check_axes(op: str, axes, rank: int) -> None:
+    if list(axes) != sorted(set(axes)) or any(not 0 <= a < rank for a in axes):
+        raise ShapeError(f"{op}: axes {tuple(axes)} must be sorted, unique and within rank {rank}")
+
+
+def _reduce_infer(name: str, cls: str):
+    def infer(types, attrs):
+        (t,) = types
+        _require(name, "operand", t.dtype, cls)
+        axes = attrs["axes"]
+        _check_axes(name, axes, len(t.shape))
+        if name in ("max", "min") and any(t.shape[a] == 0 for a in axes):
+            raise ShapeError(f"{name}: cannot reduce over an empty axis of shape {t.shape}")
+        return TensorType(reduced_shape(t.shape, axes, attrs["keepdims"]), t.dtype)
+
+    return infer
+
+
+def _sum_reference(attrs, x):
+    """Float sums accumulate in float64: the oracle should be more accurate than what it checks."""
+    acc = np.float64 if dt.is_float(x.dtype.name) else x.dtype
+    return np.sum(x, axis=attrs["axes"], keepdims=attrs["keepdims"], dtype=acc).astype(x.dtype)
+
+
+REDUCTIONS = {
+    "sum": ("numeric", _sum_reference, "sum over axes"),
+    "max": ("numeric", lambda attrs, x: np.max(x, axis=attrs["axes"], keepdims=attrs["keepdims"]),
+            "max over axes; on ties the gradient is shared equally among the maxima"),
+    "min": ("numeric", lambda attrs, x: np.min(x, axis=attrs["axes"], keepdims=attrs["keepdims"]),
+            "min over axes; on ties the gradient is shared equally among the minima"),
+}
+for _name, (_cls, _ref, _doc) in REDUCTIONS.items():
+    _register(OpDef(_name, "reduction", 1, _reduce_infer(_name, _cls), _ref,
+                    {"axes": "ints", "keepdims": "bool"}, doc=_doc))
+
+
+def _arg_infer(name: str):
+    def infer(types, attrs):
+        (t,) = types
+        _require(name, "operand", t.dtype, "numeric")
+        rank = len(t.shape)
+        axis = attrs["axis"]
+        if not 0 <= axis < rank:
+            raise ShapeError(f"{name}: axis {axis} is out of range for shape {t.shape}")
+        if t.shape[axis] == 0:
+            raise ShapeError(f"{name}: cannot reduce over an empty axis of shape {t.shape}")
+        return TensorType(reduced_shape(t.shape, (axis,), attrs["keepdims"]), "int64")
+
+    return infer
+
+
+for _name, _fn in (("argmax", np.argmax), ("argmin", np.argmin)):
+    _register(OpDef(_name, "reduction", 1, _arg_infer(_name),
+                    lambda attrs, x, _fn=_fn: _fn(x, axis=attrs["axis"], keepdims=attrs["keepdims"]).astype(np.int64),
+                    {"axis": "int", "keepdims": "bool"}, differentiable=False,
+                    doc="index of the first extreme value along axis (int64)"))
+
+
+# ---------------------------------------------------------------- matmul
+
+
+def _matmul_infer(types, attrs):
+    a, b = types
+    for t in types:
+        _require("matmul", "operands", t.dtype, "numeric")
+    if a.dtype != b.dtype:
+        raise DTypeError(f"matmul: operand dtypes {a.dtype} and {b.dtype} differ")
+    if len(a.shape) < 2 or len(a.shape) != len(b.shape):
+        raise ShapeError(f"matmul: shapes {a.shape} and {b.shape} must both have rank >= 2 and equal rank")
+    if a.shape[:-2] != b.shape[:-2]:
+        raise ShapeError(f"matmul: batch dimensions of {a.shape} and {b.shape} differ")
+    if a.shape[-1] != b.shape[-2]:
+        raise ShapeError(f"matmul: shapes {a.shape} and {b.shape} do not fit: "
+                         f"contraction dimensions {a.shape[-1]} and {b.shape[-2]} differ")
+    return TensorType(a.shape[:-1] + b.shape[-1:], a.dtype)
+
+
+def _matmul_reference(attrs, a, b):
+    if dt.is_float(a.dtype.name):
+        return np.matmul(a.astype(np.float64), b.astype(np.float64)).astype(a.dtype)
+    return np.matmul(a, b)
+
+
+_register(OpDef("matmul", "contraction", 2, _matmul_infer, _matmul_reference,
+                doc="(..., m, k) @ (..., k, n) with equal batch dimensions"))
+
+
+# ---------------------------------------------------------------- layout
+
+
+def _transpose_infer(types, attrs):
+    (t,) = types
+    perm = attrs["perm"]
+    if sorted(perm) != list(range(len(t.shape))):
+        raise ShapeError(f"transpose: perm {perm} is not a permutation of the axes of shape {t.shape}")
+    return TensorType(tuple(t.shape[p] for p in perm), t.dtype)
+
+
+def _reshape_infer(types, attrs):
+    (t,) = types
+    shape = check_shape(attrs["shape"], "reshape")
+    if math.prod(shape) != t.size:
+        raise ShapeError(f"reshape: cannot reshape {t.shape} ({t.size} elements) to {shape}")
+    return TensorType(shape, t.dtype)
+
+
+def _broadcast_infer(types, attrs):
+    (t,) = types
+    shape = check_shape(attrs["shape"], "broadcast_to")
+    if not can_broadcast_to(t.shape, shape):
+        raise ShapeError(f"broadcast_to: cannot broadcast shape {t.shape} to {shape}")
+    return TensorType(shape, t.dtype)
+
+
+def _concat_infer(types, attrs):
+    first = types[0]
+    axis = attrs["axis"]
+    rank = len(first.shape)
+    if not 0 <= axis < rank:
+        raise ShapeError(f"concat: axis {axis} is out of range for shape {first.shape}")
+    for t in types[1:]:
+        if t.dtype != first.dtype:
+            raise DTypeError(f"concat: operand dtypes {first.dtype} and {t.dtype} differ")
+        if len(t.shape) != rank or any(a != b for i, (a, b) in enumerate(zip(t.shape, first.shape)) if i != axis):
+            raise ShapeError(f"concat: shapes {first.shape} and {t.shape} differ off axis {axis}")
+    total = sum(t.shape[axis] for t in types)
+    return TensorType(first.shape[:axis] + (total,) + first.shape[axis + 1:], first.dtype)
+
+
+def _slice_infer(types, attrs):
+    (t,) = types
+    starts, stops, steps = attrs["starts"], attrs["stops"], attrs["steps"]
+    rank = len(t.shape)
+    if not len(starts) == len(stops) == len(steps) == rank:
+        raise ShapeError(f"slice: starts, stops and steps need one entry per axis of shape {t.shape}")
+    out = []
+    for axis, (dim, start, stop, step) in enumerate(zip(t.shape, starts, stops, steps)):
+        if step == 0:
+            raise ShapeError(f"slice: step 0 on axis {axis}")
+        n = len(range(start, stop, step))
+        if n and not (0 <= start < dim and 0 <= start + (n - 1) * step < dim):
+            raise ShapeError(f"slice: range({start}, {stop}, {step}) leaves axis {axis} of size {dim}")
+        out.append(n)
+    return TensorType(tuple(out), t.dtype)
+
+
+def _slice_reference(attrs, x):
+    for axis, (start, stop, step) in enumerate(zip(attrs["starts"], attrs["stops"], attrs["steps"])):
+        x = np.take(x, np.arange(start, stop, step, dtype=np.int64), axis=axis)
+    return x
+
+
+def _pad_infer(types, attrs):
+    (t,) = types
+    low, high, interior = attrs["low"], attrs["high"], attrs["interior"]
+    if not len(low) == len(high) == len(interior) == len(t.shape):
+        raise ShapeError(f"pad: low, high and interior need one entry per axis of shape {t.shape}")
+    if min(low + high + interior, default=0) < 0:
+        raise ShapeError(f"pad: negative padding low={low} high={high} interior={interior}")
+    return TensorType(tuple(lo + hi + (n + (n - 1) * i if n else 0)
+                            for n, lo, hi, i in zip(t.shape, low, high, interior)), t.dtype)
+
+
+def pad_positions(x_shape, low, interior):
+    """Where ``pad`` puts the elements of its operand, per axis (shared with slice's gradient)."""
+    return tuple(slice(lo, lo + (n - 1) * (i + 1) + 1, i + 1) for n, lo, i in zip(x_shape, low, interior))
+
+
+def _pad_reference(attrs, x):
+    out = np.zeros(_pad_infer((TensorType(x.shape, x.dtype.name),), attrs).shape, dtype=x.dtype)
+    out[pad_positions(x.shape, attrs["low"], attrs["interior"])] = x
+    return out
+
+
+_register(OpDef("transpose", "layout", 1, _transpose_infer,
+                lambda attrs, x: np.transpose(x, attrs["perm"]), {"perm": "ints"}, doc="permute axes"))
+_register(OpDef("reshape", "layout", 1, _reshape_infer,
+                lambda attrs, x: np.reshape(x, attrs["shape"]), {"shape": "ints"},
+                doc="same elements in row-major order, new shape"))
+_register(OpDef("broadcast_to", "layout", 1, _broadcast_infer,
+                lambda attrs, x: np.broadcast_to(x, attrs["shape"]), {"shape": "ints"},
+                doc="NumPy broadcasting made explicit; its gradient sums over the broadcast axes"))
+_register(OpDef("concat", "layout", None, _concat_infer,
+                lambda attrs, *xs: np.concatenate(xs, axis=attrs["axis"]), {"axis": "int"},
+                doc="join operands along axis"))
+_register(OpDef("pad", "layout", 1, _pad_infer, _pad_reference,
+                {"low": "ints", "high": "ints", "interior": "ints"},
+                doc="zeros around (low, high) and between (interior) the elements; the transpose of slice"))
+_register(OpDef("slice", "layout", 1, _slice_infer, _slice_reference,
+                {"starts": "ints", "stops": "ints", "steps": "ints"},
+                doc="x[start:stop:step] on every axis (Python range semantics, any nonzero step)"))
+
+
+# ---------------------------------------------------------------- indexing
+
+
+def _check_indices(op: str, idx: np.ndarray, size: int) -> None:
+    if idx.size and (idx.min() < 0 or idx.max() >= size):
+        bad = idx[(idx < 0) | (idx >= size)].flat[0]
+        raise DataError(f"{op}: index {bad} is out of range [0, {size})")
+
+
+def _take_infer(types, attrs):
+    x, idx = types
+    _require("take_along_axis", "indices", idx.dtype, "int")
+    axis = attrs["axis"]
+    rank = len(x.shape)
+    if not 0 <= axis < rank:
+        raise ShapeError(f"take_along_axis: axis {axis} is out of range for shape {x.shape}")
+    if len(idx.shape) != rank or any(a != b for i, (a, b) in enumerate(zip(x.shape, idx.shape)) if i != axis):
+        raise ShapeError(f"take_along_axis: indices shape {idx.shape} must match {x.shape} off axis {axis}")
+    return TensorType(idx.shape, x.dtype)
+
+
+def _take_reference(attrs, x, idx):
+    _check_indices("take_along_axis", idx, x.shape[attrs["axis"]])
+    return np.take_along_axis(x, idx, axis=attrs["axis"])
+
+
+def _one_hot_infer(types, attrs):
+    (t,) = types
+    _require("one_hot", "labels", t.dtype, "int")
+    if attrs["depth"] < 0:
+        raise ShapeError(f"one_hot: depth {attrs['depth']} is negative")
+    return TensorType(t.shape + (attrs["depth"],), attrs["dtype"])
+
+
+def _one_hot_reference(attrs, labels):
+    depth = attrs["depth"]
+    _check_indices("one_hot", labels, depth)
+    return (labels[..., None] == np.arange(depth)).astype(attrs["dtype"])
+
+
+def _scatter_infer(types, attrs):
+    updates, idx = types
+    _require("scatter_add", "indices", idx.dtype, "int")
+    axis, size = attrs["axis"], attrs["size"]
+    if not 0 <= axis < len(updates.shape):
+        raise ShapeError(f"scatter_add: axis {axis} is out of range for shape {updates.shape}")
+    if idx.shape != updates.shape:
+        raise ShapeError(f"scatter_add: indices shape {idx.shape} differs from updates shape {updates.shape}")
+    if size < 0:
+        raise ShapeError(f"scatter_add: size {size} is negative")
+    return TensorType(updates.shape[:axis] + (size,) + updates.shape[axis + 1:], updates.dtype)
+
+
+def _scatter_reference(attrs, updates, idx):
+    axis = attrs["axis"]
+    _check_indices("scatter_add", idx, attrs["size"])
+    acc = np.float64 if dt.is_float(updates.dtype.name) else updates.dtype
+    out = np.zeros(_scatter_infer((TensorType(updates.shape, updates.dtype.name), TensorType(idx.shape, idx.dtype.name)),
+                                  attrs).shape, dtype=acc)
+    where = list(np.indices(updates.shape, sparse=True))
+    where[axis] = idx
+    np.add.at(out, tuple(where), updates)
+    return out.astype(updates.dtype)
+
+
+_register(OpDef("take_along_axis", "index", 2, _take_infer, _take_reference, {"axis": "int"},
+                doc="x[..., idx, ...] along axis; indices must lie in [0, size)"))
+_register(OpDef("scatter_add", "index", 2, _scatter_infer, _scatter_reference, {"axis": "int", "size": "int"},
+                doc="zeros of size `size` along axis, plus each update added at its index; "
+                    "the transpose of take_along_axis"))
+_register(OpDef("one_hot", "index", 1, _one_hot_infer, _one_hot_reference, {"depth": "int", "dtype": "dtype"},
+                differentiable=False, doc="labels -> one-hot rows of length depth; labels must lie in [0, depth)"))
+
+
+# ---------------------------------------------------------------- attribute checking
+
+
+def _attr_int(v):
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+        raise TypeError
+    return int(v)
+
+
+def _attr_bool(v):
+    if not isinstance(v, (bool, np.bool_)):
+        raise TypeError
+    return bool(v)
+
+
+def _attr_ints(v):
+    if not isinstance(v, (tuple, list)):
+        raise TypeError
+    return tuple(_attr_int(x) for x in v)
+
+
+def _attr_array(v):
+    if not isinstance(v, np.ndarray):
+        raise TypeError
+    a = np.array(v, dtype=dt.canonical(v.dtype), copy=True)
+    a.flags.writeable = False
+    return a
+
+
+_ATTR_CHECKS = {"int": _attr_int, "bool": _attr_bool, "ints": _attr_ints, "dtype": dt.canonical,
+                "name": lambda v: check_name(v, "name"), "array": _attr_array}
+_ATTR_DESCRIPTIONS = {"int": "an int", "bool": "a bool", "ints": "a sequence of ints", "dtype": "a dtype",
+                      "name": "a name", "array": "a numpy array"}
+
+
+def check_attrs(op: OpDef, attrs: dict) -> dict:
+    """``attrs`` checked against ``op``'s schema and normalised (tuples, canonical dtypes, frozen arrays)."""
+    if not isinstance(attrs, dict):
+        raise GraphError(f"{op.name}: attributes must be a dict, got {type(attrs).__name__}")
+    missing = set(op.attrs) - set(attrs)
+    extra = set(attrs) - set(op.attrs)
+    if missing or extra:
+        parts = [f"missing {sorted(missing)}" if missing else "", f"unexpected {sorted(extra)}" if extra else ""]
+        raise GraphError(f"{op.name}: attributes {' and '.join(p for p in parts if p)}")
+    out = {}
+    for name, kind in op.attrs.items():
+        try:
+            out[name] = _ATTR_CHECKS[kind](attrs[name])
+        except TypeError:
+            raise GraphError(f"{op.name}: attribute {name!r} must be {_ATTR_DESCRIPTIONS[kind]}, "
+                             f"got {attrs[name]!r}") from None
+    return out

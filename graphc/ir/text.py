@@ -1,0 +1,262 @@
+"""The text form of the IR: one value a line, readable like a jaxpr, and parsed back exactly.
+
+    graph two_layer {
+      %0:f32[64,1000] = input x
+      %2:f32[1000,100] = param w1
+      %4:f32[64,100] = matmul %0 %2
+      %5:f32[64,100] = sigmoid %4
+      %7:f32[] = const 2.0
+      %11:f32[] = sum[axes=[0,1], keepdims=false] %10
+      output loss = %11
+    }
+
+``to_text(from_text(t)) == t`` for any text ``to_text`` printed. Floats print as the shortest
+decimal that reads back to the same value of their dtype. ``#`` starts a comment. The parser is
+a tokenizer and a few rules; nothing in the text is ever evaluated as code.
+"""
+
+import re
+
+import numpy as np
+
+from ..errors import GraphError
+from . import dtypes as dt
+from .assemble import OutputRecord, Record, assemble, const_array
+from .ops import OPS, TensorType
+
+# ---------------------------------------------------------------- printing
+
+
+def format_type(shape, dtype) -> str:
+    return f"{dt.SHORT[dtype]}[{','.join(map(str, shape))}]"
+
+
+def format_scalar(x, dtype: str) -> str:
+    if dtype == "bool":
+        return "true" if x else "false"
+    if dtype in dt.INTS:
+        return str(int(x))
+    return str(np.float32(x)) if dtype == "float32" else repr(float(x))
+
+
+def format_array(a: np.ndarray, dtype: str) -> str:
+    if a.ndim == 0:
+        return format_scalar(a[()], dtype)
+    return "[" + ",".join(format_array(row, dtype) for row in a) + "]"
+
+
+def _format_attr(kind: str, value) -> str:
+    if kind == "ints":
+        return "[" + ",".join(map(str, value)) + "]"
+    if kind == "bool":
+        return "true" if value else "false"
+    if kind == "dtype":
+        return dt.SHORT[value]
+    return str(value)
+
+
+def format_value(v) -> str:
+    """The line of value ``v``: ``%5:f32[64,100] = sigmoid %4``."""
+    head = f"%{v.id}:{format_type(v.shape, v.dtype)} = {v.op}"
+    if v.op in ("input", "param"):
+        return f"{head} {v.attrs['name']}"
+    if v.op == "const":
+        return f"{head} {format_array(v.attrs['value'], v.dtype)}"
+    if v.attrs:
+        kinds = OPS[v.op].attrs
+        head += "[" + ", ".join(f"{k}={_format_attr(kinds[k], a)}" for k, a in v.attrs.items()) + "]"
+    return " ".join([head] + [f"%{i.id}" for i in v.inputs])
+
+
+def to_text(graph) -> str:
+    lines = [f"graph {graph.name} {{"]
+    lines += [f"  {format_value(v)}" for v in graph.nodes]
+    lines += [f"  output {name} = %{v.id}" for name, v in graph.outputs.items()]
+    return "\n".join(lines + ["}"]) + "\n"
+
+
+# ---------------------------------------------------------------- parsing
+
+_TOKEN = re.compile(r"""
+    (?P<label>%\d+)
+  | (?P<number>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+](?:inf|nan))
+  | (?P<word>[A-Za-z_][A-Za-z0-9_]*)
+  | (?P<punct>[\[\](){},=:])
+""", re.VERBOSE)
+
+
+class _Line:
+    """Tokens of one line, consumed left to right; errors name the line."""
+
+    def __init__(self, text: str, number: int):
+        self.loc = f"line {number}"
+        self.tokens = []
+        pos = 0
+        text = text.split("#", 1)[0].rstrip()
+        while pos < len(text):
+            if text[pos].isspace():
+                pos += 1
+                continue
+            m = _TOKEN.match(text, pos)
+            if not m:
+                raise GraphError(f"{self.loc}: unexpected character {text[pos]!r}")
+            self.tokens.append((m.lastgroup, m.group()))
+            pos = m.end()
+        self.pos = 0
+
+    def fail(self, expected: str):
+        got = self.tokens[self.pos][1] if self.pos < len(self.tokens) else "end of line"
+        raise GraphError(f"{self.loc}: expected {expected}, got {got!r}")
+
+    def peek(self, text=None, kind=None) -> bool:
+        if self.pos >= len(self.tokens):
+            return False
+        k, t = self.tokens[self.pos]
+        return (text is None or t == text) and (kind is None or k == kind)
+
+    def take(self, text=None, kind=None, expected=None) -> str:
+        if not self.peek(text, kind):
+            self.fail(expected or repr(text) if text else expected or kind)
+        self.pos += 1
+        return self.tokens[self.pos - 1][1]
+
+    def done(self) -> bool:
+        return self.pos == len(self.tokens)
+
+    def end(self):
+        if not self.done():
+            self.fail("end of line")
+
+    def label(self) -> int:
+        return int(self.take(kind="label", expected="a value like %3")[1:])
+
+    def int(self) -> int:
+        t = self.take(kind="number", expected="an integer")
+        if not re.fullmatch(r"[-+]?\d+", t):
+            self.fail("an integer")
+        return int(t)
+
+    def ints(self) -> tuple[int, ...]:
+        self.take("[")
+        out = []
+        while not self.peek("]"):
+            if out:
+                self.take(",")
+            out.append(self.int())
+        self.take("]")
+        return tuple(out)
+
+    def type(self) -> TensorType:
+        code = self.take(kind="word", expected="a dtype like f32")
+        if code not in dt.FROM_SHORT:
+            raise GraphError(f"{self.loc}: unknown dtype {code!r} (expected one of {', '.join(dt.FROM_SHORT)})")
+        return TensorType(self.ints(), dt.FROM_SHORT[code])
+
+    def scalar(self):
+        kind, t = self.tokens[self.pos] if self.pos < len(self.tokens) else (None, None)
+        if kind == "number" or t in ("inf", "nan"):
+            self.pos += 1
+            return float(t) if re.search(r"[.eEna]", t) else int(t)
+        if t in ("true", "false"):
+            self.pos += 1
+            return t == "true"
+        self.fail("a number")
+
+    def literal(self) -> list:
+        """Scalars of a (possibly nested) list literal, flattened in order."""
+        if not self.peek("["):
+            return [self.scalar()]
+        self.take("[")
+        out = []
+        first = True
+        while not self.peek("]"):
+            if not first:
+                self.take(",")
+            out += self.literal()
+            first = False
+        self.take("]")
+        return out
+
+    def attr(self, kind: str):
+        if kind == "ints":
+            return self.ints()
+        if kind == "int":
+            return self.int()
+        word = self.take(kind="word", expected=f"a {kind}")
+        if kind == "bool":
+            if word not in ("true", "false"):
+                raise GraphError(f"{self.loc}: expected true or false, got {word!r}")
+            return word == "true"
+        if word not in dt.FROM_SHORT:
+            raise GraphError(f"{self.loc}: unknown dtype {word!r}")
+        return dt.FROM_SHORT[word]
+
+
+def _parse_node(line: _Line) -> Record:
+    label = line.label()
+    line.take(":")
+    t = line.type()
+    line.take("=")
+    op = line.take(kind="word", expected="an op name")
+    if op not in OPS:
+        raise GraphError(f"{line.loc}: unknown op {op!r}")
+    opdef = OPS[op]
+    if op in ("input", "param"):
+        attrs = {"name": line.take(kind="word", expected="a name"), "shape": t.shape, "dtype": t.dtype}
+        operands = ()
+    elif op == "const":
+        attrs = {"value": const_array(line.literal(), t, line.loc)}
+        operands = ()
+    else:
+        attrs = {}
+        if line.peek("["):
+            line.take("[")
+            while not line.peek("]"):
+                if attrs:
+                    line.take(",")
+                key = line.take(kind="word", expected="an attribute name")
+                if key not in opdef.attrs:
+                    raise GraphError(f"{line.loc}: {op} has no attribute {key!r}")
+                line.take("=")
+                attrs[key] = line.attr(opdef.attrs[key])
+            line.take("]")
+        operands = []
+        while not line.done():
+            operands.append(line.label())
+    line.end()
+    return Record(label, op, tuple(operands), attrs, t, line.loc)
+
+
+def from_text(text: str):
+    """Parse the text form back into a Graph; any fault is a GraphError naming the line."""
+    if not isinstance(text, str):
+        raise GraphError(f"from_text expects a str, got {type(text).__name__}")
+    lines = [_Line(t, n) for n, t in enumerate(text.splitlines(), 1)]
+    lines = [ln for ln in lines if ln.tokens]
+    if not lines:
+        raise GraphError("empty text: expected 'graph NAME {'")
+    head = lines[0]
+    head.take("graph", expected="'graph'")
+    name = head.take(kind="word", expected="a graph name")
+    head.take("{")
+    head.end()
+    if not (lines[-1].peek("}") and len(lines[-1].tokens) == 1) or len(lines) < 2:
+        raise GraphError(f"{lines[-1].loc}: expected the closing '}}'")
+    records, outputs = [], []
+    for line in lines[1:-1]:
+        try:
+            if line.peek("output"):
+                line.take("output")
+                out_name = line.take(kind="word", expected="an output name")
+                line.take("=")
+                outputs.append(OutputRecord(out_name, line.label(), line.loc))
+                line.end()
+            else:
+                records.append(_parse_node(line))
+        except RecursionError:
+            raise GraphError(f"{line.loc}: literal nested too deeply") from None
+        except ValueError as e:  # e.g. an integer too long for Python to convert
+            if isinstance(e, GraphError):
+                raise
+            raise GraphError(f"{line.loc}: {e}") from None
+    return assemble(name, records, outputs)

@@ -1,0 +1,146 @@
+"""Automatic differentiation as graph-to-graph transforms.
+
+``grad``, ``vjp`` and ``jvp`` copy the graph and append the derivative computation to the copy,
+built from the same primitives by the rules in ``vjp.py`` and ``jvp.py``. The result is an
+ordinary graph: it can be printed, evaluated, compiled, and differentiated again.
+
+Reverse mode walks the values in reverse topological order: each value's cotangent (the sum of
+what its users sent it: fan-out adds) times its local derivative goes to its operands. Only
+values on a path from ``wrt`` to the differentiated outputs take part. Gradients flow only
+through float values; ops the op table marks non-differentiable pass none.
+"""
+
+from ...errors import DTypeError, GraphError, ShapeError
+from ...ir import dtypes as dt
+from ...ir.ops import OPS
+from ..simplify import simplify as _simplify
+from .jvp import JVP
+from .vjp import VJP, zeros_like
+
+_SOURCES = ("input", "param", "const")
+
+
+def _on_path(graph, wrt, targets) -> set:
+    """Values that depend on ``wrt`` and that ``targets`` depend on."""
+    after = set(wrt)
+    for v in graph.nodes:
+        if any(i in after for i in v.inputs):
+            after.add(v)
+    before = set(targets)
+    for v in reversed(graph.nodes):
+        if v in before:
+            before.update(v.inputs)
+    return after & before
+
+
+def backprop(graph, seeds: dict, wrt: list) -> list:
+    """Cotangents of ``wrt`` given ``seeds`` (value -> cotangent), appended to ``graph``."""
+    path = _on_path(graph, wrt, seeds)
+    ct = dict(seeds)
+    for v in reversed(list(graph.nodes)):
+        g = ct.get(v)
+        if g is None or v not in path or v.op in _SOURCES or not OPS[v.op].differentiable:
+            continue
+        for i, x in enumerate(v.inputs):
+            if x in path and dt.is_float(x.dtype):
+                c = VJP[v.op](v, g, i)
+                ct[x] = c if x not in ct else ct[x] + c
+    return [zeros_like(w) if ct.get(w) is None else ct[w] for w in wrt]
+
+
+def push_forward(graph, tangents: dict) -> dict:
+    """Tangents of every value given ``tangents`` (value -> tangent), appended to ``graph``."""
+    tan = dict(tangents)
+    for v in list(graph.nodes):
+        if v.op in _SOURCES or not OPS[v.op].differentiable or not dt.is_float(v.dtype):
+            continue
+        ts = [tan.get(x) if dt.is_float(x.dtype) else None for x in v.inputs]
+        if any(t is not None for t in ts):
+            tan[v] = JVP[v.op](v, ts)
+    return tan
+
+
+def _wrt_names(graph, wrt) -> list[str]:
+    names = list(graph.params) if wrt is None else [wrt] if isinstance(wrt, str) else list(wrt)
+    for name in names:
+        if name not in graph.arguments:
+            raise GraphError(f"wrt: graph {graph.name!r} has no input or param named {name!r} "
+                             f"(it has {', '.join(graph.arguments) or 'none'})")
+        v = graph.arguments[name]
+        if not dt.is_float(v.dtype):
+            raise DTypeError(f"wrt: {v.op} {name!r} is {v.dtype}; only float values have gradients")
+    if len(set(names)) != len(names):
+        raise GraphError(f"wrt: repeated names in {names}")
+    return names
+
+
+def _add_outputs(graph, values: dict) -> None:
+    for name, v in values.items():
+        if name in graph.outputs:
+            raise GraphError(f"graph {graph.name!r} already has an output named {name!r}; "
+                             f"choose another with names={{...}}")
+        graph.output(name, v)
+
+
+def _new_input(graph, name, like):
+    if name in graph.arguments:
+        raise GraphError(f"graph {graph.name!r} already has an argument named {name!r}")
+    return graph.input(name, like.shape, like.dtype)
+
+
+def grad(graph, of=None, wrt=None, names=None, simplify=True):
+    """A new graph with ``graph``'s outputs plus ``grad_<name>`` for each name in ``wrt``.
+
+    ``of`` names a scalar float output (default: the only output); ``wrt`` names inputs or
+    params (default: all params); ``names={"x": "dx"}`` renames gradient outputs.
+    """
+    if of is None:
+        if len(graph.outputs) != 1:
+            raise GraphError(f"grad: graph {graph.name!r} has outputs {list(graph.outputs)}; say which with of=")
+        of = next(iter(graph.outputs))
+    if of not in graph.outputs:
+        raise GraphError(f"grad: graph {graph.name!r} has no output named {of!r} (it has {list(graph.outputs)})")
+    out = graph.outputs[of]
+    if out.shape != ():
+        raise ShapeError(f"grad: output {of!r} has shape {out.shape}; grad needs a scalar (use vjp otherwise)")
+    if not dt.is_float(out.dtype):
+        raise DTypeError(f"grad: output {of!r} is {out.dtype}; grad needs a float output")
+    wrt = _wrt_names(graph, wrt)
+    names = dict(names or {})
+    unknown = set(names) - set(wrt)
+    if unknown:
+        raise GraphError(f"grad: names= renames {sorted(unknown)}, which are not in wrt {wrt}")
+    new = graph.copy(f"{graph.name}_grad")
+    args = new.arguments
+    seed = new.const(1, out.dtype)
+    grads = backprop(new, {new.outputs[of]: seed}, [args[w] for w in wrt])
+    _add_outputs(new, {names.get(w, f"grad_{w}"): g for w, g in zip(wrt, grads)})
+    return _simplify(new) if simplify else new
+
+
+def vjp(graph, wrt=None, simplify=True):
+    """Reverse mode: a new graph with inputs ``cotangent_<output>`` (one per float output) and
+    outputs ``grad_<wrt>`` = the sum over outputs of cotangent-weighted gradients."""
+    wrt = _wrt_names(graph, wrt)
+    new = graph.copy(f"{graph.name}_vjp")
+    args = new.arguments
+    seeds = {}
+    for name, v in list(new.outputs.items()):
+        if dt.is_float(v.dtype):
+            c = _new_input(new, f"cotangent_{name}", v)
+            seeds[v] = c if v not in seeds else seeds[v] + c
+    grads = backprop(new, seeds, [args[w] for w in wrt])
+    _add_outputs(new, {f"grad_{w}": g for w, g in zip(wrt, grads)})
+    return _simplify(new) if simplify else new
+
+
+def jvp(graph, wrt=None, simplify=True):
+    """Forward mode: a new graph with inputs ``tangent_<wrt>`` and outputs ``tangent_<output>``
+    (one per float output) = the directional derivative along the given tangents."""
+    wrt = _wrt_names(graph, wrt)
+    new = graph.copy(f"{graph.name}_jvp")
+    args = new.arguments
+    tan = push_forward(new, {args[w]: _new_input(new, f"tangent_{w}", args[w]) for w in wrt})
+    _add_outputs(new, {f"tangent_{name}": zeros_like(v) if tan.get(v) is None else tan[v]
+                       for name, v in list(new.outputs.items()) if dt.is_float(v.dtype)})
+    return _simplify(new) if simplify else new

@@ -1,0 +1,1 @@
+"""The runtime: executables that run a compiled plan, buffer arenas, and the profiler."""

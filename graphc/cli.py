@@ -12,6 +12,7 @@ from .ir.interpret import evaluate
 from .ir.serialize import from_json, save, to_json
 from .ir.text import from_text, to_text
 from .passes.autodiff import grad
+from .passes.pipeline import compile
 from .passes.simplify import simplify
 
 
@@ -55,6 +56,18 @@ def _save_text(g, path: str) -> None:
         f.write(to_text(g))
 
 
+def _compile(args) -> None:
+    fn = compile(read_graph(args.file), fuse=not args.no_fuse, dump=args.dump)
+    sys.stdout.write(fn.report())
+    if args.dump:
+        print(f"IR after every pass and the kernels' source: {args.dump}/")
+
+
+def _progress(step: int, total: int, loss: float, width: int = 30) -> str:
+    done = width * step // total
+    return f"[{'#' * done}{'.' * (width - done)}] {step:>4}/{total}  loss {loss:.6g}"
+
+
 def _demo(args) -> None:
     g = examples.two_layer()
     print("graphc demo: the two-layer net  h = sigmoid(x @ w1),  loss = sum((h @ w2 - y)**2)\n")
@@ -66,8 +79,16 @@ def _demo(args) -> None:
     dg, counts = _derive(g, "loss", ["w1", "w2"])
     print(f"the gradient graph (gc.grad): {counts}\n")
     print(to_text(dg))
-    out = evaluate(dg, **arrays)
-    print("gradient norms: " + ", ".join(f"{n} {np.linalg.norm(out[n]):.6g}" for n in ("grad_w1", "grad_w2")))
+    step = compile(examples.sgd_step(dg, args.lr))
+    print(f"compiled one SGD step (forward, backward, update; lr {args.lr}); training {args.steps} steps:")
+    tty = sys.stdout.isatty()
+    for k in range(1, args.steps + 1):
+        out = step(**arrays)
+        arrays["w1"], arrays["w2"] = out["new_w1"], out["new_w2"]
+        if k == 1 or k % max(1, args.steps // 10) == 0 or k == args.steps:
+            print(_progress(k, args.steps, float(out["loss"])), end="\r" if tty and k < args.steps else "\n")
+    print()
+    print(step.report())
     if args.save:
         save(g, args.save)
         print(f"saved the graph to {args.save}; try: graphc show {args.save}")
@@ -79,11 +100,18 @@ def main(argv=None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="build the two-layer net, evaluate it, derive its gradient, print both")
     demo.add_argument("--save", metavar="FILE.json", help="also save the graph as JSON")
+    demo.add_argument("--steps", type=int, default=300, help="SGD steps to train (default 300)")
+    demo.add_argument("--lr", type=float, default=1e-4, help="learning rate (default 1e-4)")
     demo.set_defaults(run=_demo)
     show = sub.add_parser("show", help="print a saved graph as text, DOT or JSON")
     show.add_argument("file")
     show.add_argument("--format", choices=("text", "dot", "json"), default="text")
     show.set_defaults(run=_show)
+    comp = sub.add_parser("compile", help="compile a saved graph and print the report")
+    comp.add_argument("file")
+    comp.add_argument("--no-fuse", action="store_true", help="one kernel per op")
+    comp.add_argument("--dump", metavar="DIR", help="write the IR after every pass and the kernels here")
+    comp.set_defaults(run=_compile)
     gr = sub.add_parser("grad", help="derive the gradient graph of a saved graph")
     gr.add_argument("file")
     gr.add_argument("--of", help="the scalar output to differentiate (default: the only output)")

@@ -14,3 +14,10 @@ def two_layer(n=64, d_in=1000, hidden=100, d_out=10, dtype="float32") -> Graph:
     h = sigmoid(matmul(x, w1))
     g.output("loss", sum((matmul(h, w2) - y) ** 2))
     return g
+
+
+def sgd_step(grad_graph, lr: float):
+    """Extend a ``grad`` graph with outputs ``new_<param>`` = param - lr * grad: one SGD step."""
+    for name, p in grad_graph.params.items():
+        grad_graph.output(f"new_{name}", p - lr * grad_graph.outputs[f"grad_{name}"])
+    return grad_graph

@@ -21,7 +21,10 @@ construction and exercises the builder's broadcasting, promotion and indexing to
   reshape, broadcast_to, concat, basic indexing/slicing, one_hot, take_along_axis, composites;
 * several named outputs (one value may be output under two names).
 
-Steps may add fresh sources when an op needs an operand of a shape the graph does not have yet.
+Steps may add fresh sources when an op needs an operand of a shape the graph does not have yet,
+and helper nodes of other families where the op needs them (``where`` makes a compare for its
+condition, ``div``/``pow`` cast integer operands to float, the builder adds ``broadcast_to`` and
+``cast`` nodes), so ``ops=`` chooses what is exercised rather than fencing everything else out.
 
 Run-time safety, which compiled-vs-reference tests rely on:
 
@@ -365,7 +368,8 @@ class _Builder:
             else:
                 batch = self.broadcastable_shape(a_batch)[-1:] if form == "batched" else ()
                 shape = batch + (k, self.dim())
-            b = self.source(shape, self.draw(st.sampled_from(self.dtypes)), self.draw(st.sampled_from(("input", "param", "const"))))
+            kind = self.draw(st.sampled_from(("input", "param", "const")))
+            b = self.source(shape, self.draw(st.sampled_from(self.dtypes)), kind)
         if self.flag():
             a, b = b, a
             if not (a.ndim >= 1 and b.ndim >= 1 and a.shape[-1] == (b.shape[-2] if b.ndim > 1 else b.shape[0])):
@@ -389,7 +393,8 @@ class _Builder:
         if x is None:
             return None
         if x.size == 0:
-            shape = list(self.draw(st.permutations([0] + [self.draw(st.integers(1, 3)) for _ in range(self.draw(st.integers(0, 2)))])))
+            others = [self.draw(st.integers(1, 3)) for _ in range(self.draw(st.integers(0, 2)))]
+            shape = list(self.draw(st.permutations([0] + others)))
         else:
             factors, n, p = [], x.size, 2
             while n > 1:
@@ -453,13 +458,13 @@ class _Builder:
                 items.append(slice(None))
             else:
                 items.append(self.draw(st.slices(d)))
-        if items and self.draw(st.integers(0, 2)) == 0:  # trailing full slices may be left out
+        form = self.draw(st.integers(0, 5))
+        if form == 0 and items:  # trailing items left out: those axes are taken whole
             items = items[: self.draw(st.integers(0, len(items)))]
-        if self.draw(st.integers(0, 3)) == 0:
+        elif form == 1:  # ``...`` stands for a run of axes (perhaps none), taken whole
             at = self.draw(st.integers(0, len(items)))
-            items.insert(at, Ellipsis)
-            if self.flag():  # ... stands for the axes left out
-                items = items[: at + 1]
+            run = self.draw(st.integers(0, len(items) - at))
+            items = items[:at] + [Ellipsis] + items[at + run:]
         if x.ndim < self.max_rank and self.draw(st.integers(0, 4)) == 0:
             items.insert(self.draw(st.integers(0, len(items))), None)
         index = items[0] if len(items) == 1 and self.flag() else tuple(items)
@@ -487,8 +492,11 @@ class _Builder:
             idx = self.add(gc.argmax(x, axis=axis, keepdims=True) if self.flag()
                            else gc.argmin(x, axis=axis, keepdims=True), n)
         elif form == "pool":
-            idx = self.pick(v for v in self.bounds if v.ndim == x.ndim and self.bounds[v] <= n
-                            and all(a == b or 1 in (a, b) for i, (a, b) in enumerate(zip(v.shape, x.shape)) if i != axis))
+            def fits(v):
+                return v.ndim == x.ndim and self.bounds[v] <= n and all(
+                    a == b or 1 in (a, b) for i, (a, b) in enumerate(zip(v.shape, x.shape)) if i != axis)
+
+            idx = self.pick(v for v in self.bounds if fits(v))
         if idx is None:
             shape = [1 if self.flag() else d for d in x.shape]
             shape[axis] = self.draw(st.integers(0 if self.allow_empty else 1, 3))
@@ -552,7 +560,8 @@ def _argument_elements(dtype, finite: bool):
     if dtype in FLOAT_DTYPES:
         width = 32 if dtype == "float32" else 64
         if finite:
-            return st.one_of(st.floats(-3, 3, width=width), st.floats(width=width, allow_nan=False, allow_infinity=False))
+            return st.one_of(st.floats(-3, 3, width=width),
+                             st.floats(width=width, allow_nan=False, allow_infinity=False))
         return st.one_of(st.floats(-3, 3, width=width), st.floats(width=width))
     if dtype in INT_DTYPES:
         return st.integers(0, INT_INPUT_HIGH - 1)

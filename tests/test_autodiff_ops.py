@@ -16,7 +16,7 @@ from hypothesis.extra import numpy as hnp
 import graphc as gc
 from gradcheck import Problem, examples, check_grad, check_jvp, check_second_order, check_vjp
 
-MAX_EXAMPLES = examples(20)
+MAX_EXAMPLES = examples(25)
 
 # ---------------------------------------------------------------- drawing shapes and values
 
@@ -311,10 +311,17 @@ def take_case(draw):
     rng = np.random.default_rng(draw(seeds))
     shape = draw(shapes(min_dims=1, max_dims=3))
     axis = draw(st.integers(0, len(shape) - 1))
-    # index dims: any length along axis, and (broadcast by the builder) 1 or x's dim elsewhere
-    ishape = tuple(draw(st.integers(1, 4)) if a == axis else draw(st.sampled_from([1, d]))
-                   for a, d in enumerate(shape))
-    idx = rng.integers(0, shape[axis], ishape).astype(draw(st.sampled_from(["int32", "int64"])))
+    # index dims: any length along axis; elsewhere equal, or one of the two is 1 and the builder
+    # broadcasts it (a broadcast x sums its gradient back)
+    xshape, ishape = [], []
+    for a, d in enumerate(shape):
+        if a == axis:
+            xshape.append(d), ishape.append(draw(st.integers(1, 4)))
+        else:
+            xd, idd = draw(st.sampled_from([(d, d), (1, d), (d, 1)]))
+            xshape.append(xd), ishape.append(idd)
+    shape = tuple(xshape)
+    idx = rng.integers(0, shape[axis], tuple(ishape)).astype(draw(st.sampled_from(["int32", "int64"])))
     neg_axis = draw(st.booleans())
     return Case(lambda g, x, i: gc.take_along_axis(x, i, axis - len(shape) if neg_axis else axis),
                 {"x": real(rng, shape), "i": idx})

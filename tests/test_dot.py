@@ -7,10 +7,13 @@ import shutil
 import subprocess
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 
 import graphc as gc
 from strategies import graphs
+
+# hypothesis's explain phase costs seconds per failure and adds little to these reports
+NO_EXPLAIN = tuple(p for p in Phase if p != Phase.explain)
 
 QUOTED = r'"(?:[^"\\\n]|\\.)*"'
 ATTR = re.compile(rf'\s*(\w+)\s*=\s*({QUOTED}|[\w#.]+)\s*(,|$)')
@@ -115,7 +118,8 @@ def check_structure(g, src):
     return nodes, edges
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(max_examples=60, deadline=None, phases=NO_EXPLAIN,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(graphs(allow_empty=True))
 def test_random_graphs_give_well_formed_dot(g):
     src = gc.to_dot(g)
@@ -205,7 +209,7 @@ def test_dot_binary_accepts_random_graphs():
     if dot is None:
         pytest.skip("graphviz not installed")
 
-    @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @settings(max_examples=15, deadline=None, phases=NO_EXPLAIN, suppress_health_check=[HealthCheck.too_slow])
     @given(graphs())
     def render(g):
         done = subprocess.run([dot, "-Tplain"], input=gc.to_dot(g), capture_output=True, text=True, timeout=60)

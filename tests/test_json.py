@@ -12,20 +12,22 @@ import importlib
 import json
 import os
 import pickle
-import re
 import subprocess
 import sys
 import tempfile
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 import graphc as gc
 from strategies import arguments, assert_same_array, assert_same_outputs, graphs, special_floats
 
-PROPERTY = settings(max_examples=100, deadline=None,
+# hypothesis's explain phase costs seconds per failure and adds little to these reports
+NO_EXPLAIN = tuple(p for p in Phase if p != Phase.explain)
+
+PROPERTY = settings(max_examples=100, deadline=None, phases=NO_EXPLAIN,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 DEEP = 100_000  # nesting levels of the "[[[[...]]]]" bomb
@@ -208,11 +210,15 @@ MALFORMED = {
     "duplicate input name": (edited(setter("nodes", W, "attrs", "name", "x")), f"$.nodes[{W}]"),
     # constants
     "const value not a list": (edited(setter("nodes", CONST, "attrs", "value", 2.0)), f"$.nodes[{CONST}].attrs.value"),
-    "const value a string": (edited(setter("nodes", CONST, "attrs", "value", ["2.0"])), f"$.nodes[{CONST}].attrs.value[0]"),
-    "const value nested": (edited(setter("nodes", CONST, "attrs", "value", [[2.0]])), f"$.nodes[{CONST}].attrs.value[0]"),
-    "const value count": (edited(setter("nodes", CONST, "attrs", "value", [1.0, 2.0])), f"$.nodes[{CONST}].attrs.value"),
+    "const value a string": (edited(setter("nodes", CONST, "attrs", "value", ["2.0"])),
+                             f"$.nodes[{CONST}].attrs.value[0]"),
+    "const value nested": (edited(setter("nodes", CONST, "attrs", "value", [[2.0]])),
+                           f"$.nodes[{CONST}].attrs.value[0]"),
+    "const value count": (edited(setter("nodes", CONST, "attrs", "value", [1.0, 2.0])),
+                          f"$.nodes[{CONST}].attrs.value"),
     "const value a bool": (edited(setter("nodes", CONST, "attrs", "value", [True])), f"$.nodes[{CONST}].attrs.value"),
-    "const value too big": (edited(setter("nodes", CONST, "attrs", "value", [10**400])), f"$.nodes[{CONST}].attrs.value"),
+    "const value too big": (edited(setter("nodes", CONST, "attrs", "value", [10**400])),
+                            f"$.nodes[{CONST}].attrs.value"),
     # outputs
     "output not an object": (edited(setter("outputs", 0, [])), "$.outputs[0]"),
     "output value a string": (edited(setter("outputs", 0, "value", "5")), "$.outputs[0].value"),
@@ -224,7 +230,8 @@ MALFORMED = {
     # bombs
     "deep list": ("[" * DEEP + "]" * DEEP, "$:"),
     "deep object": ('{"a":' * DEEP + "1" + "}" * DEEP, "$:"),
-    "deep value in a node": (edited(setter("nodes", IN, "shape", "DEEP")).replace('"DEEP"', "[" * DEEP + "]" * DEEP), "$:"),
+    "deep value in a node": (edited(setter("nodes", IN, "shape", "DEEP")).replace('"DEEP"', "[" * DEEP + "]" * DEEP),
+                             "$:"),
     "5000-digit int": (edited(setter("version", "BIG")).replace('"BIG"', "9" * 5000), "$:"),
     "invalid utf-8": (gc.to_json(example_graph()).encode()[:40] + b"\xff\xfe\xfd" + b"x" * 10, "$:"),
 }
@@ -309,11 +316,10 @@ def mutate(data, text: str) -> bytes:
         if kind == "replace":
             paths = list(_all_paths(doc))
             path = data.draw(st.sampled_from(paths), label="path")
-            value = data.draw(st.one_of(st.sampled_from(HOSTILE_VALUES),
-                                        st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
-                                                     | st.text(max_size=5),
-                                                     lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=3), c, max_size=3),
-                                                     max_leaves=5)), label="value")
+            leaves = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5)
+            value = data.draw(st.one_of(st.sampled_from(HOSTILE_VALUES), st.recursive(
+                leaves, lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=3), c, max_size=3),
+                max_leaves=5)), label="value")
             doc = _set(doc, path, value)
         elif kind == "delete_key":
             paths = [p for p in _all_paths(doc) if isinstance(_get(doc, p), dict) and _get(doc, p)]
@@ -346,8 +352,8 @@ def mutate(data, text: str) -> bytes:
             paths = [p for p in _all_paths(doc) if isinstance(_get(doc, p), str)]
             if paths:
                 path = data.draw(st.sampled_from(paths), label="str")
-                doc = _set(doc, path, data.draw(st.sampled_from(HOSTILE_STRINGS + KNOWN_OPS + ["float16", "f32", "bool"]),
-                                                label="new_str"))
+                strings = HOSTILE_STRINGS + KNOWN_OPS + ["float16", "f32", "bool"]
+                doc = _set(doc, path, data.draw(st.sampled_from(strings), label="new_str"))
         else:
             raw_edits.append(kind)
     raw = json.dumps(doc).replace(DEEP_TOKEN, "[" * DEEP + "]" * DEEP).encode("utf-8")
@@ -468,7 +474,7 @@ def check_loaded_or_graph_error(payload):
     return result
 
 
-@settings(max_examples=300, deadline=None,
+@settings(max_examples=300, deadline=None, phases=NO_EXPLAIN,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much])
 @given(st.data())
 def test_fuzzed_documents_load_or_raise_graph_error_and_never_execute(data):

@@ -4,7 +4,7 @@ import re
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -12,7 +12,10 @@ import graphc as gc
 from strategies import (arguments, assert_same_array, assert_same_outputs, graphs, random_arguments,
                         special_floats)
 
-PROPERTY = settings(max_examples=100, deadline=None,
+# hypothesis's explain phase costs seconds per failure and adds little to these reports
+NO_EXPLAIN = tuple(p for p in Phase if p != Phase.explain)
+
+PROPERTY = settings(max_examples=100, deadline=None, phases=NO_EXPLAIN,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
@@ -54,7 +57,7 @@ def test_parsed_graph_evaluates_bit_for_bit_like_the_original(data):
 def test_strategy_helpers_draw_matching_arguments():
     """random_arguments fits every graph it is given (shapes, dtypes, index ranges)."""
 
-    @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @settings(max_examples=20, deadline=None, phases=NO_EXPLAIN, suppress_health_check=[HealthCheck.too_slow])
     @given(graphs())
     def check(g):
         args = random_arguments(g, seed=1)
@@ -104,7 +107,7 @@ def test_scalar_special_constants_survive_exactly(dtype):
         assert_same_array(g2.nodes[0].attrs["value"], value, f"{dtype} {x!r}")
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100, deadline=None, phases=NO_EXPLAIN)
 @given(st.sampled_from(["float32", "float64"]).flatmap(
     lambda d: hnp.arrays(d, hnp.array_shapes(min_dims=0, max_dims=2, max_side=4),
                          elements=st.floats(width=32 if d == "float32" else 64))))
@@ -415,7 +418,8 @@ JUNK = ["%", "%99", "[", "]", ",", "=", ":", "{", "}", "#", "-", "nan", "inf", "
         "f16", "output", "graph", "__import__('os')", "\x00", "\u00e9", " ", "\n", "%0", "true", "[" * 50]
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(max_examples=200, deadline=None, phases=NO_EXPLAIN,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(st.data())
 def test_fuzzed_text_parses_or_raises_graph_error(data):
     """Mutated text either loads as a well-formed graph that prints and parses back stably, or

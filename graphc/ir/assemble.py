@@ -49,16 +49,13 @@ def assemble(name: str, records: list[Record], outputs: list[OutputRecord]) -> G
         cycle = [u for u, _ in nx.find_cycle(deps)]
         path = " -> ".join(f"%{u}" for u in cycle + cycle[:1])
         raise GraphError(f"{by_label[cycle[0]].loc}: cycle {path}")
-    try:
-        g = Graph(name)
-    except GraphError as e:
-        raise GraphError(f"graph name: {e}") from None
+    g = Graph(name)
     values = {}
     for label in nx.lexicographical_topological_sort(deps, key=lambda n: deps.nodes[n]["order"]):
         r = by_label[label]
         try:
             v = g.add_node(r.op, [values[o] for o in r.operands], r.attrs)
-        except GraphcError as e:
+        except (GraphcError, OverflowError) as e:
             raise GraphError(f"{r.loc}: %{label} ({r.op}): {e}") from None
         if v.type != r.type:
             raise GraphError(f"{r.loc}: %{label} ({r.op}) is declared {r.type.dtype}{list(r.type.shape)} "
@@ -86,4 +83,7 @@ def const_array(scalars: list, t: TensorType, loc: str) -> np.ndarray:
     info = np.iinfo(t.dtype) if t.dtype in dt.INTS else None
     if info and any(not info.min <= s <= info.max for s in scalars):
         raise GraphError(f"{loc}: const value out of range for {t.dtype}")
-    return np.array(scalars, dtype=t.dtype).reshape(t.shape)
+    try:
+        return np.array(scalars, dtype=t.dtype).reshape(t.shape)
+    except OverflowError:
+        raise GraphError(f"{loc}: const value out of range for {t.dtype}") from None

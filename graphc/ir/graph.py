@@ -94,7 +94,10 @@ class Value:
     def max(self, axis=None, keepdims=False): return _b().max(self, axis, keepdims)
     def min(self, axis=None, keepdims=False): return _b().min(self, axis, keepdims)
     def reshape(self, *shape): return _b().reshape(self, shape[0] if len(shape) == 1 else shape)
-    def transpose(self, *axes): return _b().transpose(self, (axes[0] if len(axes) == 1 else axes) or None)
+    def transpose(self, *axes):
+        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+            axes = axes[0]
+        return _b().transpose(self, axes or None)
     def astype(self, dtype): return _b().cast(self, dtype)
 
 
@@ -140,8 +143,6 @@ class Graph:
 
     def _source(self, op, name, shape, dtype) -> Value:
         check_name(name, op)
-        if name in self._sources:
-            raise GraphError(f"graph {self.name!r} already has an {self._sources[name].op} named {name!r}")
         return self.add_node(op, (), {"name": name, "shape": check_shape(shape, f"{op} {name!r}"),
                                       "dtype": dt.canonical(dtype)})
 
@@ -185,7 +186,11 @@ class Graph:
         if fault:
             raise GraphError(f"{op}: {fault}")
         attrs = check_attrs(opdef, attrs)
+        if op in ("input", "param") and attrs["name"] in self._sources:
+            other = self._sources[attrs["name"]]
+            raise GraphError(f"graph {self.name!r} already has an {other.op} named {attrs['name']!r} (%{other.id})")
         t = opdef.infer(tuple(v.type for v in inputs), attrs)
+        check_shape(t.shape, op)
         value = Value(self, len(self.nodes), op, inputs, attrs, t.shape, t.dtype)
         self.nodes.append(value)
         if op in ("input", "param"):

@@ -383,7 +383,7 @@ def _slice_infer(types, attrs):
     for axis, (dim, start, stop, step) in enumerate(zip(t.shape, starts, stops, steps)):
         if step == 0:
             raise ShapeError(f"slice: step 0 on axis {axis}")
-        n = len(range(start, stop, step))
+        n = max(0, -((start - stop) // step))  # len(range(start, stop, step)), for ints of any size
         if n and not (0 <= start < dim and 0 <= start + (n - 1) * step < dim):
             raise ShapeError(f"slice: range({start}, {stop}, {step}) leaves axis {axis} of size {dim}")
         out.append(n)

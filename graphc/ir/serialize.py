@@ -15,9 +15,10 @@ file names only ops from the op table and never anything that is imported or run
 import json
 import math
 
-from ..errors import GraphError
+from ..errors import GraphcError, GraphError
 from . import dtypes as dt
 from .assemble import OutputRecord, Record, assemble, const_array
+from .names import check_name
 from .ops import OPS, TensorType
 from .shapes import check_shape
 from .text import format_scalar
@@ -138,7 +139,7 @@ def _record(node, path: str) -> Record:
     shape = tuple(_int(d, f"{path}.shape[{i}]") for i, d in enumerate(_list(node["shape"], f"{path}.shape")))
     try:
         t = TensorType(check_shape(shape, "shape"), dtype)
-    except GraphError as e:
+    except GraphcError as e:
         _fail(f"{path}.shape", str(e))
     inputs = tuple(_int(x, f"{path}.inputs[{i}]") for i, x in enumerate(_list(node["inputs"], f"{path}.inputs")))
     schema = dict(OPS[op].attrs)
@@ -157,6 +158,8 @@ def _record(node, path: str) -> Record:
 
 def from_json(text) -> "object":
     """Parse the JSON form; any fault is a GraphError with the JSON path where it lies."""
+    if not isinstance(text, (str, bytes, bytearray)):
+        raise GraphError(f"from_json expects str or bytes, got {type(text).__name__}")
     try:
         doc = json.loads(text)
     except (ValueError, RecursionError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
@@ -167,6 +170,10 @@ def from_json(text) -> "object":
     if _int(doc["version"], "$.version") != VERSION:
         _fail("$.version", f"unsupported version {doc['version']}; this graphc reads version {VERSION}")
     name = _str(doc["name"], "$.name")
+    try:
+        check_name(name, "graph name")
+    except GraphError as e:
+        _fail("$.name", str(e))
     records = [_record(n, f"$.nodes[{i}]") for i, n in enumerate(_list(doc["nodes"], "$.nodes"))]
     outputs = []
     for i, o in enumerate(_list(doc["outputs"], "$.outputs")):

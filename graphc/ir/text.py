@@ -68,9 +68,11 @@ def format_value(v) -> str:
     return " ".join([head] + [f"%{i.id}" for i in v.inputs])
 
 
-def to_text(graph) -> str:
+def to_text(graph, notes=None) -> str:
+    """The text form; ``notes`` (value id -> str) adds a ``# note`` to those lines."""
+    notes = notes or {}
     lines = [f"graph {graph.name} {{"]
-    lines += [f"  {format_value(v)}" for v in graph.nodes]
+    lines += [f"  {format_value(v)}" + (f"  # {notes[v.id]}" if v.id in notes else "") for v in graph.nodes]
     lines += [f"  output {name} = %{v.id}" for name, v in graph.outputs.items()]
     return "\n".join(lines + ["}"]) + "\n"
 
@@ -255,7 +257,7 @@ def from_text(text: str):
                 records.append(_parse_node(line))
         except RecursionError:
             raise GraphError(f"{line.loc}: literal nested too deeply") from None
-        except ValueError as e:  # e.g. an integer too long for Python to convert
+        except (ValueError, OverflowError) as e:  # e.g. an integer too long for Python to convert
             if isinstance(e, GraphError):
                 raise
             raise GraphError(f"{line.loc}: {e}") from None

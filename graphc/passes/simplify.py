@@ -13,8 +13,6 @@ splat; ``x * 0`` becomes zeros (assuming ``x`` finite, as gradient code does; IE
 for an infinite ``x``). Inputs and params are always kept: they are the graph's signature.
 """
 
-import math
-
 import numpy as np
 
 from ..errors import GraphcError
@@ -77,27 +75,36 @@ def _attrs_key(attrs):
 
 def _fold(rw, op, inputs, attrs, out):
     """Fold ops on constants: splats of any size, small dense constants in full."""
-    if not inputs or (op == "broadcast_to" and inputs[0].op == "const" and inputs[0].ndim == 0):
-        return None  # a source, or already the canonical splat
-    kind = OPS[op].kind
+    if not inputs or (op == "broadcast_to" and inputs[0].op == "const"):
+        return None  # a source, or already a broadcast constant
     scalars = [splat(i) for i in inputs]
     try:
         with np.errstate(all="ignore"):
-            if all(s is not None for s in scalars) and out.size:
-                if kind == "elementwise":
+            if out.size and all(s is not None for s in scalars):
+                same = all(s == scalars[0] for s in scalars)
+                if OPS[op].kind == "elementwise":
                     return rw.splat(OPS[op].reference(attrs, *map(np.array, scalars))[()], out)
-                if op in _VIEWS or op in ("max", "min", "concat", "take_along_axis"):
+                if op in _VIEWS or op in ("max", "min", "take_along_axis") or (op == "concat" and same):
                     return rw.splat(scalars[0], out)
                 if op == "sum":
-                    n = math.prod(inputs[0].shape) // max(out.size, 1)
+                    n = inputs[0].size // out.size
                     return rw.splat(np.float64(scalars[0]) * n if inputs[0].dtype.startswith("float")
                                     else scalars[0] * n, out)
-            if all(i.op == "const" for i in inputs) and out.size <= FOLD_LIMIT and op != "broadcast_to":
-                value = OPS[op].reference(attrs, *(i.attrs["value"] for i in inputs))
+            dense = [_dense(i) for i in inputs]
+            if out.size <= FOLD_LIMIT and op != "broadcast_to" and all(d is not None for d in dense):
+                value = OPS[op].reference(attrs, *dense)
                 return rw.emit("const", (), {"value": np.asarray(value, dtype=out.dtype)})
     except (GraphcError, ValueError, ArithmeticError, IndexError):
         return None  # e.g. an out-of-range constant index: leave it to fail at run time
     return None
+
+
+def _dense(v):
+    """The array of a constant or small splat operand, else None."""
+    if v.op == "const":
+        return v.attrs["value"]
+    s = splat(v) if v.size <= FOLD_LIMIT else None
+    return None if s is None else np.broadcast_to(np.array(s, dtype=v.dtype), v.shape)
 
 
 # ---------------------------------------------------------------- identities
@@ -160,14 +167,9 @@ def _transpose(rw, op, ins, attrs, out):
 
 
 def _reduce_unit_axes(rw, op, ins, attrs, out):
-    """A reduction over size-1 axes reduces nothing there: drop them (maybe to a reshape)."""
-    x, axes = ins[0], attrs["axes"]
-    kept = [a for a in axes if x.shape[a] != 1]
-    if len(kept) == len(axes):
-        return None
-    if kept:
-        x = rw.emit(op, [x], {"axes": kept, "keepdims": True})
-    return rw.emit("reshape", [x], {"shape": out.shape})
+    """A reduction over size-1 axes only reduces nothing: it is a reshape."""
+    x = ins[0]
+    return rw.emit("reshape", [x], {"shape": out.shape}) if all(x.shape[a] == 1 for a in attrs["axes"]) else None
 
 
 def _where(rw, op, ins, attrs, out):

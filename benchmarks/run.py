@@ -1,0 +1,30 @@
+"""Run every benchmark, each in its own process with the allocator settings pinned.
+
+    python benchmarks/run.py            # all
+    python benchmarks/run.py mlp gelu   # those whose file name contains a word
+"""
+
+import os
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SCRIPTS = ["bench_two_layer.py", "bench_mlp.py", "bench_elementwise.py", "bench_compile.py"]
+
+
+def main():
+    env = dict(os.environ)
+    env.setdefault("MALLOC_MMAP_THRESHOLD_", str(1 << 20))
+    env.setdefault("MALLOC_TRIM_THRESHOLD_", str(1 << 28))
+    words = sys.argv[1:]
+    failed = 0
+    for script in SCRIPTS:
+        if words and not any(w in script for w in words):
+            continue
+        failed |= subprocess.run([sys.executable, os.path.join(HERE, script)], env=env, cwd=HERE).returncode
+        print()
+    sys.exit(failed)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""The on-disk kernel cache.
+
+Each kernel's source is written to ``<cache dir>/k_<hash>.py``, where the hash covers the
+source, the numba version, the Python version and the host CPU, and is imported from there with
+``numba.njit(cache=True)``, so numba keeps the machine code beside it and a second process
+loads a kernel in milliseconds instead of compiling it again.
+
+Writes go to a temporary file and are renamed into place, so readers never see half a file and
+two processes writing the same kernel write the same bytes. Before importing, the file is read
+back and compared with the source we generated: a truncated, corrupt or tampered file is
+rewritten, never trusted. numba's own cache entries are checked by numba against the source
+file's timestamp and size, and recompiled when they do not load.
+"""
+
+import hashlib
+import importlib.util
+import os
+import platform
+import sys
+import tempfile
+
+import llvmlite.binding
+import numba
+
+_loaded: dict = {}  # hash -> compiled dispatcher, for this process
+
+
+def cache_dir() -> str:
+    """``GRAPHC_CACHE_DIR``, else the user's cache directory."""
+    path = os.environ.get("GRAPHC_CACHE_DIR")
+    if not path:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        path = os.path.join(base, "graphc")
+    return path
+
+
+def kernel_key(source: str) -> str:
+    tag = f"{numba.__version__}|{platform.python_version()}|{llvmlite.binding.get_host_cpu_name()}"
+    return hashlib.sha256(f"{tag}\n{source}".encode()).hexdigest()[:24]
+
+
+def _write_atomic(path: str, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-", suffix=".py")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def load_kernel(source: str, entry: str = "kernel"):
+    """The compiled function ``entry`` defined by ``source``, from the cache when possible."""
+    key = kernel_key(source)
+    if key in _loaded:
+        return _loaded[key]
+    directory = cache_dir()
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, f"k_{key}.py")
+    if _read(path) != source:
+        _write_atomic(path, source)
+    name = f"graphc_kernels.k_{key}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # numba's cache locator wants the module importable by name
+    spec.loader.exec_module(module)
+    _loaded[key] = getattr(module, entry)
+    return _loaded[key]

@@ -1,0 +1,297 @@
+"""Numba CPU code generation: one loop kernel per fused group, as Python source for numba.njit.
+
+A kernel receives its outputs then its inputs as arrays of the loop domain's shape (views made
+by the runtime, so broadcast and transposed operands are plain strided reads). The loop nest
+is the domain's axes: the outermost becomes ``prange`` when the domain is large enough to pay
+for threads. Reduction kernels loop over kept axes outside and reduced axes inside, with a
+float64 accumulator for float32 sums; a full reduction splits its outer axis into a fixed
+number of chunks reduced in parallel and combined in order, so results are deterministic.
+
+Every intermediate is rounded to its IR dtype (``np.float32(...)``, ``np.int32(...)``), so a
+kernel computes what the reference interpreter computes op by op. Identifiers in the source
+are made here (``a0``, ``o1``, ``v17``, ``i2``); constants are numeric literals validated
+here; nothing from the graph is pasted into the source.
+"""
+
+import math
+
+import numpy as np
+
+from ..errors import CompileError
+from ..ir import dtypes as dt
+from ..passes.fusion import INDEXED_VIEWS, op_class
+
+PARALLEL_MIN = 1 << 16  # elements: below this, thread start-up costs more than it saves
+CHUNKS = 64  # partial results of a parallel full reduction
+
+PRELUDE = '''\
+import math
+
+import numba
+import numpy as np
+
+
+@numba.njit(cache=True, inline="always")
+def _sigmoid(x):
+    e = math.exp(-abs(x))
+    return 1 / (1 + e) if x >= 0 else e / (1 + e)
+
+
+@numba.njit(cache=True, inline="always")
+def _softplus(x):
+    return max(x, 0) + math.log1p(math.exp(-abs(x)))
+
+
+@numba.njit(cache=True, inline="always")
+def _tanh32(x):
+    # Eigen's (and XLA's) rational approximation: within 7 ulp in float32, exactly +-1 beyond
+    # +-7.9988, and it vectorizes,
+    # where a loop calling math.tanh stays scalar.
+    c = np.float32(7.99881172180175781)
+    y = max(min(x, c), -c)
+    y2 = y * y
+    p = y2 * np.float32(-2.76076847742355e-16) + np.float32(2.00018790482477e-13)
+    p = y2 * p + np.float32(-8.60467152213735e-11)
+    p = y2 * p + np.float32(5.12229709037114e-08)
+    p = y2 * p + np.float32(1.48572235717979e-05)
+    p = y2 * p + np.float32(6.37261928875436e-04)
+    p = y2 * p + np.float32(4.89352455891786e-03)
+    q = y2 * np.float32(1.19825839466702e-06) + np.float32(1.18534705686654e-04)
+    q = y2 * q + np.float32(2.26843463243900e-03)
+    q = y2 * q + np.float32(4.89352518554385e-03)
+    r = y * p / q
+    r = np.float32(1.0) if x >= c else (np.float32(-1.0) if x <= -c else r)
+    return x if abs(x) < np.float32(0.0004) else r
+
+
+@numba.njit(cache=True, inline="always")
+def _maximum(a, b):
+    return a if a != a or a >= b else b
+
+
+@numba.njit(cache=True, inline="always")
+def _minimum(a, b):
+    return a if a != a or a <= b else b
+'''
+
+# op -> a format string over operand expressions {0}, {1}, {2}
+LOWER = {
+    "neg": "-{0}", "exp": "math.exp({0})", "log": "math.log({0})", "sqrt": "math.sqrt({0})",
+    "rsqrt": "1 / math.sqrt({0})", "abs": "abs({0})", "sign": "np.sign({0})", "tanh": "math.tanh({0})",
+    "sigmoid": "_sigmoid({0})", "relu": "max({0}, 0)", "square": "{0} * {0}", "reciprocal": "1 / {0}",
+    "sin": "math.sin({0})", "cos": "math.cos({0})", "log1p": "math.log1p({0})", "expm1": "math.expm1({0})",
+    "softplus": "_softplus({0})", "erf": "math.erf({0})", "stop_gradient": "{0}",
+    "add": "{0} + {1}", "sub": "{0} - {1}", "mul": "{0} * {1}", "div": "{0} / {1}", "pow": "{0} ** {1}",
+    "maximum": "_maximum({0}, {1})", "minimum": "_minimum({0}, {1})",
+    "lt": "{0} < {1}", "le": "{0} <= {1}", "gt": "{0} > {1}", "ge": "{0} >= {1}", "eq": "{0} == {1}",
+    "ne": "{0} != {1}", "where": "{1} if {0} else {2}", "cast": "{0}",
+}
+LOWER_FLOAT32 = {"tanh": "_tanh32({0})"}  # float32 overrides that vectorize
+_CTOR = {"float32": "np.float32", "float64": "np.float64", "int32": "np.int32", "int64": "np.int64",
+         "bool": "np.bool_"}
+
+
+def literal(value, dtype: str) -> str:
+    """A validated numeric literal of ``dtype``: only digits, signs, '.', 'e' and our names."""
+    value = np.asarray(value, dtype=dtype)[()]
+    if dtype == "bool":
+        return "True" if value else "False"
+    if dtype in dt.INTS:
+        text = str(int(value))
+    elif math.isnan(value):
+        text = "np.nan"
+    elif math.isinf(value):
+        text = "np.inf" if value > 0 else "-np.inf"
+    else:
+        text = repr(float(value))
+    return f"{_CTOR[dtype]}({text})"
+
+
+def access(v, index: list) -> tuple:
+    """Follow ``v``'s broadcast/transpose/slice views down to the array they read:
+    ``(base value, index expressions into it)`` for reading ``v`` at ``index``."""
+    while v.op in INDEXED_VIEWS:
+        src = v.inputs[0]
+        if v.op == "broadcast_to":
+            lead = v.ndim - src.ndim
+            index = ["0" if d == 1 and v.shape[lead + k] != 1 else index[lead + k] for k, d in enumerate(src.shape)]
+        elif v.op == "transpose":
+            inner = [None] * src.ndim
+            for j, p in enumerate(v.attrs["perm"]):
+                inner[p] = index[j]
+            index = inner
+        else:
+            index = [_affine(b, s_, i) for b, s_, i in zip(v.attrs["starts"], v.attrs["steps"], index)]
+        v = src
+    return v, index
+
+
+def _affine(start: int, step: int, i: str) -> str:
+    if step == 1:
+        return i if start == 0 else f"{i} + {start}"
+    return f"{start} + {step} * {i}" if start else f"{step} * {i}"
+
+
+def is_literal(base) -> bool:
+    """Scalar constants (however broadcast) are emitted as literals, not passed as arrays."""
+    return base.op == "const" and base.ndim == 0
+
+
+def _expr(v, names) -> str:
+    if v.op == "cast":
+        src = v.inputs[0]
+        operand = names[src.id]
+        if v.dtype == "bool":
+            return f"{operand} != 0"
+        if src.dtype == "bool":
+            return f"{_CTOR[v.dtype]}(1 if {operand} else 0)"
+        return f"{_CTOR[v.dtype]}({operand})"
+    try:
+        template = LOWER_FLOAT32.get(v.op, LOWER[v.op]) if v.dtype == "float32" else LOWER[v.op]
+    except KeyError:
+        raise CompileError(f"%{v.id}: no CPU lowering for op {v.op!r}") from None
+    text = template.format(*(names[i.id] for i in v.inputs))
+    return text if v.dtype == "bool" else f"{_CTOR[v.dtype]}({text})"
+
+
+class KernelSource:
+    """Generated source of one kernel and how to call it."""
+
+    def __init__(self, name: str, source: str, outputs: list, inputs: list, in_shapes: list, out_shapes: list):
+        self.name, self.source = name, source
+        self.outputs, self.inputs = outputs, inputs  # values, in argument order (inputs: base arrays)
+        self.in_shapes, self.out_shapes = in_shapes, out_shapes  # how the runtime shapes each argument
+
+
+def _indent(lines, n):
+    return ["    " * n + line for line in lines]
+
+
+def _body(values, names) -> list:
+    """Assignments computing ``values`` (inlined elementwise values and roots) at one point."""
+    lines = []
+    for v in values:
+        names[v.id] = f"v{v.id}"
+        lines.append(f"v{v.id} = {_expr(v, names)}")
+    return lines
+
+
+def _loads(leaves, names, index: list, bases: list) -> list:
+    """Read each leaf at ``index`` through its views; its base array is argument ``a<k>``
+    (appended to ``bases``). Scalar constants become literals."""
+    lines = []
+    for leaf in leaves:
+        base, at = access(leaf, index)
+        if is_literal(base):
+            names[leaf.id] = literal(base.attrs["value"][()], base.dtype)
+            continue
+        k = next((j for j, b in enumerate(bases) if b is base), len(bases))
+        if k == len(bases):
+            bases.append(base)
+        names[leaf.id] = f"x{len(lines)}"
+        lines.append(f"x{len(lines)} = a{k}[{', '.join(at) or '0'}]")
+    return lines
+
+
+def _arg_shape(base, flat: bool):
+    """How the runtime shapes a base array for the kernel (0-d bases are read at [0])."""
+    return (base.size,) if flat else (base.shape or (1,))
+
+
+def elementwise_kernel(group, leaves) -> KernelSource:
+    """Roots and inlined values all have the domain shape; one pass over it. When every leaf is
+    read directly (no broadcast, transpose or slice), the domain is flattened to one loop."""
+    shape = group.roots[0].shape
+    flat = all(leaf.op not in INDEXED_VIEWS or is_literal(access(leaf, ["0"] * leaf.ndim)[0]) for leaf in leaves)
+    domain = (math.prod(shape),) if flat or not shape else shape
+    rank = len(domain)
+    index = [f"i{a}" for a in range(rank)]
+    parallel = math.prod(domain) >= PARALLEL_MIN
+    names, bases = {}, []
+    inner = _loads(leaves, names, index, bases) + _body(group.values, names)
+    inner += [f"o{k}[{', '.join(index)}] = {names[r.id]}" for k, r in enumerate(group.roots)]
+    args = [f"o{k}" for k in range(len(group.roots))] + [f"a{k}" for k in range(len(bases))]
+    lines = [f"@numba.njit(cache=True, error_model='numpy', parallel={parallel})",
+             f"def kernel({', '.join(args)}):"]
+    prange = "numba.prange" if parallel else "range"
+    header = _loops(range(rank), lambda d, a: f"{prange if d == 0 else 'range'}({domain[a]})")
+    lines += _indent(header, 1) + _indent(inner, rank + 1)
+    return KernelSource(group.name, PRELUDE + "\n\n" + "\n".join(lines) + "\n", list(group.roots), bases,
+                        [_arg_shape(b, flat) for b in bases], [domain] * len(group.roots))
+
+
+_INIT = {"sum": "0", "max": "-np.inf", "min": "np.inf"}
+
+
+def _accumulate(op: str, acc: str, x: str, is_float: bool) -> list:
+    if op == "sum":
+        return [f"{acc} += {x}"]
+    cmp = ">" if op == "max" else "<"
+    nan = f" or {x} != {x}" if is_float else ""
+    return [f"if {x} {cmp} {acc}{nan}:", f"    {acc} = {x}"]
+
+
+def _acc_init(root) -> str:
+    x = root.inputs[0]
+    if root.op == "sum":
+        return "np.float64(0)" if dt.is_float(x.dtype) else "np.int64(0)"
+    if dt.is_float(x.dtype):
+        return f"{_CTOR[x.dtype]}({_INIT[root.op]})"
+    info = np.iinfo(x.dtype)
+    return f"{_CTOR[x.dtype]}({info.min if root.op == 'max' else info.max})"
+
+
+def _loops(axes, header) -> list:
+    """Nested ``for`` lines over ``axes``; ``header(depth, axis)`` gives each loop's iterable."""
+    return ["    " * d + f"for i{a} in {header(d, a)}:" for d, a in enumerate(axes)]
+
+
+def reduction_kernel(group, leaves) -> KernelSource:
+    """One reduction with its elementwise prologue; kept axes outside, reduced axes inside."""
+    (root,) = group.roots
+    x = root.inputs[0]
+    domain = x.shape or (1,)
+    axes = root.attrs["axes"] if x.shape else (0,)
+    kept = [a for a in range(len(domain)) if a not in axes]
+    keep_shape = tuple(1 if a in axes else d for a, d in enumerate(domain))
+    index = [f"i{a}" for a in range(len(domain))]
+    out_index = ", ".join("0" if a in axes else f"i{a}" for a in range(len(domain)))
+    names, bases = {}, []
+    point = _loads(leaves, names, index, bases) + _body(group.inlined, names)
+    point += _accumulate(root.op, "acc", names[x.id], dt.is_float(x.dtype))
+    parallel = math.prod(domain) >= PARALLEL_MIN
+    prange = "numba.prange" if parallel else "range"
+    store = f"o0[{out_index}] = {_CTOR[root.dtype]}(acc)"
+    init = f"acc = {_acc_init(root)}"
+    inner = _loops(axes, lambda d, a: f"range(lo, hi)" if d == 0 and not kept else f"range({domain[a]})")
+    reduce_point = [init] + inner + _indent(point, len(axes))
+    if kept:
+        outer = _loops(kept, lambda d, a: f"{prange if d == 0 else 'range'}({domain[a]})")
+        body = outer + _indent(reduce_point + [store], len(kept))
+    else:  # a full reduction: fixed chunks of the first axis, reduced in parallel, combined in order
+        chunks = min(CHUNKS, domain[0]) if parallel else 1
+        body = ([f"partial = np.empty({chunks}, dtype=np.{_acc_dtype(root)})",
+                 f"for c in {prange}({chunks}):",
+                 f"    lo = c * {domain[0]} // {chunks}",
+                 f"    hi = (c + 1) * {domain[0]} // {chunks}"]
+                + _indent(reduce_point + ["partial[c] = acc"], 1)
+                + [init, f"for c in range({chunks}):"]
+                + _indent(_accumulate(root.op, "acc", "partial[c]", dt.is_float(x.dtype)), 1) + [store])
+    args = ", ".join(["o0"] + [f"a{k}" for k in range(len(bases))])
+    lines = [f"@numba.njit(cache=True, error_model='numpy', parallel={parallel}, fastmath={{'reassoc'}})",
+             f"def kernel({args}):"] + _indent(body, 1)
+    return KernelSource(group.name, PRELUDE + "\n\n" + "\n".join(lines) + "\n", [root],
+                        bases, [_arg_shape(b, False) for b in bases], [keep_shape])
+
+
+def _acc_dtype(root) -> str:
+    x = root.inputs[0]
+    if root.op == "sum":
+        return "float64" if dt.is_float(x.dtype) else "int64"
+    return x.dtype
+
+
+def kernel_source(group, leaves) -> KernelSource:
+    if op_class(group.roots[0]) == "reduction":
+        return reduction_kernel(group, leaves)
+    return elementwise_kernel(group, leaves)

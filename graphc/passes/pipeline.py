@@ -1,0 +1,107 @@
+"""``compile``: the pass pipeline from a graph to an executable.
+
+verify -> simplify -> fuse -> schedule -> memory plan -> codegen. Each pass takes the IR (and
+the annotations of the passes before it) and returns the same; with ``dump=DIR`` (or the
+environment variable ``GRAPHC_DUMP``) the text IR after every pass is written to DIR, annotated
+with the kernel each value belongs to and the arena offset of each buffer, together with every
+generated kernel's source.
+"""
+
+import os
+
+from ..codegen.numba_cpu import kernel_source
+from ..errors import CompileError
+from ..ir.text import to_text
+from ..ir.verify import verify
+from ..runtime.executable import Executable
+from .fusion import fuse as fuse_pass
+from .memory import plan_memory, total_flops
+from .schedule import group_reads, schedule
+from .simplify import simplify
+
+TARGETS = ("cpu",)
+REMAT = ("none",)
+
+
+def compile(graph, target="cpu", fuse=True, remat="none", dump=None) -> Executable:
+    """Compile ``graph`` into an executable: ``fn(**arrays) -> {output: ndarray}``."""
+    if target not in TARGETS:
+        raise CompileError(f"target {target!r} is not available; graphc compiles for {', '.join(TARGETS)}")
+    if remat not in REMAT:
+        raise CompileError(f"remat {remat!r} is not available; this graphc offers {', '.join(REMAT)}")
+    dump = dump or os.environ.get("GRAPHC_DUMP")
+    log = _Dump(dump)
+    verify(graph)
+    log.write("0-input", to_text(graph))
+    g = simplify(graph)
+    log.write("1-simplify", to_text(g))
+    fusion = fuse_pass(g, fuse)
+    log.write("2-fuse", to_text(g, notes=_group_notes(fusion.groups, fusion)))
+    steps = schedule(g, fusion)
+    log.write("3-schedule", to_text(g, notes=_group_notes(steps, fusion)))
+    memory = plan_memory(g, steps)
+    log.write("4-memory", to_text(g, notes=_memory_notes(g, memory, steps, fusion)))
+    by_id = {v.id: v for v in g.nodes}
+    kernels = {s.name: kernel_source(s, [by_id[i] for i in sorted(group_reads(s))])
+               for s in steps if s.kind == "loop"}
+    for name, ks in kernels.items():
+        log.write(f"5-codegen-{name}", ks.source)
+    stats = {
+        "n_kernels": sum(1 for s in steps if s.kind != "view"),
+        "n_loop_kernels": len(kernels),
+        "n_library_calls": sum(1 for s in steps if s.kind == "library"),
+        "n_values": len(g.nodes),
+        "flops": total_flops(g),
+        "peak_bytes": memory.peak_bytes,
+        "arena_bytes": memory.arena_bytes,
+        "recompute_flops": 0,
+    }
+    return Executable(g, steps, kernels, memory, stats, _report(graph, g, steps, memory, stats))
+
+
+class _Dump:
+    def __init__(self, directory):
+        self.directory = directory
+        if directory:
+            os.makedirs(directory, exist_ok=True)
+
+    def write(self, name: str, text: str) -> None:
+        if self.directory:
+            suffix = ".py" if "codegen" in name else ".txt"
+            with open(os.path.join(self.directory, name + suffix), "w", encoding="utf-8") as f:
+                f.write(text)
+
+
+def _group_notes(groups, fusion) -> dict:
+    notes = {}
+    for g in groups:
+        for v in g.values:
+            notes[v.id] = f"{g.name} ({g.kind}){' root' if v.id in {r.id for r in g.roots} else ''}"
+    return notes
+
+
+def _memory_notes(graph, memory, steps, fusion) -> dict:
+    notes = _group_notes(steps, fusion)
+    for vid, offset in memory.offsets.items():
+        first, last = memory.lifetimes[vid]
+        notes[vid] += f"; arena [{offset}, +{graph.nodes[vid].type.nbytes}) live steps {first}-{last}"
+    for vid in memory.fresh:
+        notes[vid] += "; fresh output array"
+    return notes
+
+
+def _report(source, g, steps, memory, stats) -> str:
+    lines = [f"graphc compile report: graph {source.name!r}",
+             f"  passes: verify, simplify ({len(source.nodes)} -> {len(g.nodes)} values), fuse, schedule, "
+             f"memory plan, codegen (numba cpu)",
+             f"  steps: {len(steps)} ({stats['n_loop_kernels']} fused loop kernels, "
+             f"{stats['n_library_calls']} library calls, {len(steps) - stats['n_kernels']} views)",
+             f"  flops: {stats['flops']:,}   planned peak: {stats['peak_bytes']:,} bytes "
+             f"(arena {stats['arena_bytes']:,} bytes)", "", "  schedule:"]
+    for s in steps:
+        if s.kind == "view":
+            continue
+        ops = " ".join(f"%{v.id}:{v.op}" for v in s.values)
+        lines.append(f"    {s.name:<5} {s.kind:<8} {ops}")
+        lines += [f"          - {r}" for r in s.reasons]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,136 @@
+"""The executable: runs a compiled plan on numpy arrays.
+
+A plan is a list of steps made once at compile time, each a small closure over a shared list
+of arrays indexed by value id: a numpy view, a library call (BLAS matmul), or a fused Numba
+kernel. Intermediate buffers are fixed views into one arena allocated on first call; outputs
+are fresh arrays each call, so they never alias each other, the inputs or the arena. Inputs
+are checked like the interpreter checks them and are only ever read.
+"""
+
+import time
+
+import numpy as np
+
+from ..ir.interpret import bind_arguments
+from ..ir.ops import OPS
+from ..passes.fusion import op_class
+
+_VIEW = {
+    "broadcast_to": lambda a, x: np.broadcast_to(x, a["shape"]),
+    "transpose": lambda a, x: np.transpose(x, a["perm"]),
+    "reshape": lambda a, x: np.reshape(x, a["shape"]),
+    "slice": lambda a, x: x[tuple(slice(b, e if e >= 0 else None, s) if len(range(b, e, s)) else slice(0, 0)
+                                  for b, e, s in zip(a["starts"], a["stops"], a["steps"]))],
+}
+
+
+
+class Executable:
+    """``fn(**arrays) -> {output name: ndarray}``; see ``report()`` and ``stats`` for the plan."""
+
+    def __init__(self, graph, steps, kernels, memory, stats, report_text):
+        self.graph = graph
+        self.steps = steps  # the scheduled groups
+        self.kernels = kernels  # group name -> KernelSource
+        self.memory = memory
+        self.stats = stats
+        self._report = report_text
+        self._arena = None
+        self._consts = {v.id: v.attrs["value"] for v in graph.nodes if v.op == "const"}
+        self._runners = [self._runner(g) for g in steps]
+        self._outputs = list(graph.outputs.items())
+
+    def report(self) -> str:
+        return self._report
+
+    # ------------------------------------------------------------ building the step closures
+
+    def _buffer(self, env, v):
+        """The array step ``v`` writes: a fresh output or its arena slot."""
+        if v.id in self.memory.fresh:
+            return np.empty(v.shape, dtype=v.dtype)
+        offset = self.memory.offsets[v.id]
+        return self._arena[offset:offset + v.type.nbytes].view(v.dtype).reshape(v.shape)
+
+    def _runner(self, group):
+        if group.kind == "view":
+            (v,) = group.roots
+            view, src, attrs = _VIEW[v.op], v.inputs[0].id, v.attrs
+
+            def run_view(env):
+                env[v.id] = view(attrs, env[src])
+            return run_view
+        if group.kind == "library":
+            (v,) = group.roots
+            ins = [i.id for i in v.inputs]
+            if v.op == "matmul":
+                def run_matmul(env):
+                    out = env[v.id] = self._buffer(env, v)
+                    np.matmul(env[ins[0]], env[ins[1]], out=out)
+                return run_matmul
+            reference, attrs = OPS[v.op].reference, v.attrs
+
+            def run_library(env):
+                out = env[v.id] = self._buffer(env, v)
+                out[...] = reference(attrs, *(env[i] for i in ins))
+            return run_library
+        ks = self.kernels[group.name]
+        from ..codegen.cache import load_kernel
+
+        fn = load_kernel(ks.source)
+        outs = list(zip(ks.outputs, ks.out_shapes))
+        ins = [(b.id, shape) for b, shape in zip(ks.inputs, ks.in_shapes)]
+
+        def run_kernel(env):
+            args = []
+            for v, shape in outs:
+                buf = env[v.id] = self._buffer(env, v)
+                args.append(buf.reshape(shape))
+            args += [env[i].reshape(shape) for i, shape in ins]
+            fn(*args)
+        return run_kernel
+
+    # ------------------------------------------------------------ running
+
+    def _env(self, arrays):
+        if self._arena is None:
+            self._arena = np.empty(max(self.memory.arena_bytes, 1), dtype=np.uint8)
+        env = [None] * len(self.graph.nodes)
+        for v, a in bind_arguments(self.graph, arrays).items():
+            env[v.id] = a
+        for vid, a in self._consts.items():
+            env[vid] = a
+        return env
+
+    def _results(self, env):
+        out, given = {}, set()
+        for name, v in self._outputs:
+            a = env[v.id]
+            if v.id in self.memory.fresh and v.id not in given:
+                given.add(v.id)
+                out[name] = a
+            else:
+                out[name] = np.array(a, copy=True, order="C")
+        return out
+
+    def __call__(self, **arrays):
+        env = self._env(arrays)
+        with np.errstate(all="ignore"):
+            for run in self._runners:
+                run(env)
+        return self._results(env)
+
+    def profile(self, **arrays) -> dict:
+        """One call timed step by step: {"time_s", "peak_bytes" (planned), "kernels": [...]}."""
+        env = self._env(arrays)
+        rows = []
+        start = time.perf_counter()
+        with np.errstate(all="ignore"):
+            for group, run in zip(self.steps, self._runners):
+                t = time.perf_counter()
+                run(env)
+                rows.append({"step": group.name, "kind": group.kind, "time_s": time.perf_counter() - t,
+                             "ops": [v.op for v in group.values]})
+        total = time.perf_counter() - start
+        self._results(env)
+        return {"time_s": total, "peak_bytes": self.memory.peak_bytes, "kernels": rows}

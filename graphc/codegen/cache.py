@@ -8,8 +8,12 @@ loads a kernel in milliseconds instead of compiling it again.
 Writes go to a temporary file and are renamed into place, so readers never see half a file and
 two processes writing the same kernel write the same bytes. Before importing, the file is read
 back and compared with the source we generated: a truncated, corrupt or tampered file is
-rewritten, never trusted. numba's own cache entries are checked by numba against the source
-file's timestamp and size, and recompiled when they do not load.
+rewritten, never trusted.
+
+numba does not check its own cache files (a corrupt one raises from deep inside numba), so once
+a kernel has run, ``seal`` records a checksum of numba's files for it in ``k_<hash>.seal``.
+Before a kernel is imported, numba files that do not match their seal (or have none) are
+deleted, and numba compiles afresh.
 """
 
 import hashlib
@@ -39,8 +43,8 @@ def kernel_key(source: str) -> str:
     return hashlib.sha256(f"{tag}\n{source}".encode()).hexdigest()[:24]
 
 
-def _write_atomic(path: str, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-", suffix=".py")
+def _write_atomic(path: str, text: str, suffix: str = ".py") -> None:
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-", suffix=suffix)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
@@ -59,6 +63,45 @@ def _read(path: str) -> str | None:
         return None
 
 
+def _numba_files(directory: str, key: str) -> list:
+    pycache = os.path.join(directory, "__pycache__")
+    try:
+        names = os.listdir(pycache)
+    except OSError:
+        return []
+    return sorted(os.path.join(pycache, n) for n in names if n.startswith(f"k_{key}.") and n.endswith((".nbi", ".nbc")))
+
+
+def _checksums(files: list) -> str:
+    lines = []
+    for path in files:
+        try:
+            with open(path, "rb") as f:
+                lines.append(f"{os.path.basename(path)} {hashlib.sha256(f.read()).hexdigest()}")
+        except OSError:
+            lines.append(f"{os.path.basename(path)} unreadable")
+    return "\n".join(lines) + "\n"
+
+
+def _drop_unsealed(directory: str, key: str) -> None:
+    files = _numba_files(directory, key)
+    if files and _read(os.path.join(directory, f"k_{key}.seal")) != _checksums(files):
+        for path in files:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+
+
+def seal(source: str) -> None:
+    """Record checksums of numba's cache files for this kernel (call after it has run)."""
+    directory, key = cache_dir(), kernel_key(source)
+    files = _numba_files(directory, key)
+    path = os.path.join(directory, f"k_{key}.seal")
+    if files and _read(path) != _checksums(files):
+        _write_atomic(path, _checksums(files), suffix=".seal")
+
+
 def load_kernel(source: str, entry: str = "kernel"):
     """The compiled function ``entry`` defined by ``source``, from the cache when possible."""
     key = kernel_key(source)
@@ -69,6 +112,7 @@ def load_kernel(source: str, entry: str = "kernel"):
     path = os.path.join(directory, f"k_{key}.py")
     if _read(path) != source:
         _write_atomic(path, source)
+    _drop_unsealed(directory, key)
     name = f"graphc_kernels.k_{key}"
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)

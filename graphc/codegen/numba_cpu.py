@@ -21,7 +21,7 @@ from ..errors import CompileError
 from ..ir import dtypes as dt
 from ..passes.fusion import INDEXED_VIEWS, op_class
 
-PARALLEL_MIN = 1 << 16  # elements: below this, thread start-up costs more than it saves
+PARALLEL_MIN = 1 << 20  # elements: below this, waking threads costs more than it saves
 CHUNKS = 64  # partial results of a parallel full reduction
 
 PRELUDE = '''\
@@ -87,6 +87,11 @@ LOWER = {
     "ne": "{0} != {1}", "where": "{1} if {0} else {2}", "cast": "{0}",
 }
 LOWER_FLOAT32 = {"tanh": "_tanh32({0})"}  # float32 overrides that vectorize
+# numba marks signed integer arithmetic no-signed-wrap, so LLVM may assume overflow never
+# happens; numpy wraps. Unsigned arithmetic wraps, so integer +, -, * go through it.
+LOWER_INT = {"add": "{u}({0}) + {u}({1})", "sub": "{u}({0}) - {u}({1})", "mul": "{u}({0}) * {u}({1})",
+             "neg": "{u}(0) - {u}({0})", "square": "{u}({0}) * {u}({0})"}
+_UNSIGNED = {"int32": "np.uint32", "int64": "np.uint64"}
 _CTOR = {"float32": "np.float32", "float64": "np.float64", "int32": "np.int32", "int64": "np.int64",
          "bool": "np.bool_"}
 
@@ -97,7 +102,8 @@ def literal(value, dtype: str) -> str:
     if dtype == "bool":
         return "True" if value else "False"
     if dtype in dt.INTS:
-        text = str(int(value))
+        # numba reads -9223372036854775808 as minus an unsigned literal: spell the minimum out
+        text = f"({int(value) + 1} - 1)" if value == np.iinfo(dtype).min else str(int(value))
     elif math.isnan(value):
         text = "np.nan"
     elif math.isinf(value):
@@ -147,10 +153,14 @@ def _expr(v, names) -> str:
             return f"{_CTOR[v.dtype]}(1 if {operand} else 0)"
         return f"{_CTOR[v.dtype]}({operand})"
     try:
-        template = LOWER_FLOAT32.get(v.op, LOWER[v.op]) if v.dtype == "float32" else LOWER[v.op]
+        template = LOWER[v.op]
     except KeyError:
         raise CompileError(f"%{v.id}: no CPU lowering for op {v.op!r}") from None
-    text = template.format(*(names[i.id] for i in v.inputs))
+    if v.dtype == "float32":
+        template = LOWER_FLOAT32.get(v.op, template)
+    elif v.dtype in _UNSIGNED:
+        template = LOWER_INT.get(v.op, template)
+    text = template.format(*(names[i.id] for i in v.inputs), u=_UNSIGNED.get(v.dtype))
     return text if v.dtype == "bool" else f"{_CTOR[v.dtype]}({text})"
 
 

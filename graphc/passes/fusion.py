@@ -52,7 +52,8 @@ class Group:
 
     @property
     def values(self):
-        return self.inlined + self.roots
+        """Everything the step computes, in graph (topological) order."""
+        return sorted(self.inlined + self.roots, key=lambda v: v.id)
 
 
 @dataclass

@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 
+from ..codegen.cache import load_kernel, seal
 from ..ir.interpret import bind_arguments
 from ..ir.ops import OPS
 from ..passes.fusion import op_class
@@ -75,11 +76,10 @@ class Executable:
                 out[...] = reference(attrs, *(env[i] for i in ins))
             return run_library
         ks = self.kernels[group.name]
-        from ..codegen.cache import load_kernel
-
         fn = load_kernel(ks.source)
         outs = list(zip(ks.outputs, ks.out_shapes))
         ins = [(b.id, shape) for b, shape in zip(ks.inputs, ks.in_shapes)]
+        unsealed = [True]
 
         def run_kernel(env):
             args = []
@@ -88,6 +88,9 @@ class Executable:
                 args.append(buf.reshape(shape))
             args += [env[i].reshape(shape) for i, shape in ins]
             fn(*args)
+            if unsealed[0]:  # numba has now written (or loaded) its cache files for this kernel
+                unsealed[0] = False
+                seal(ks.source)
         return run_kernel
 
     # ------------------------------------------------------------ running

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import CompileError
 from ..ir import dtypes as dt
-from ..passes.fusion import INDEXED_VIEWS, op_class
+from ..passes.fusion import INDEXED_VIEWS
 
 PARALLEL_MIN = 1 << 20  # elements: below this, waking threads costs more than it saves
 CHUNKS = 64  # partial results of a parallel full reduction
@@ -126,7 +126,7 @@ def access(v, index: list) -> tuple:
             for j, p in enumerate(v.attrs["perm"]):
                 inner[p] = index[j]
             index = inner
-        else:
+        elif v.op == "slice":
             index = [_affine(b, s_, i) for b, s_, i in zip(v.attrs["starts"], v.attrs["steps"], index)]
         v = src
     return v, index
@@ -186,7 +186,7 @@ def _body(values, names) -> list:
     return lines
 
 
-def _loads(leaves, names, index: list, bases: list) -> list:
+def _loads(leaves, names, index: list, bases: list, prefix: str = "x") -> list:
     """Read each leaf at ``index`` through its views; its base array is argument ``a<k>``
     (appended to ``bases``). Scalar constants become literals."""
     lines = []
@@ -198,8 +198,8 @@ def _loads(leaves, names, index: list, bases: list) -> list:
         k = next((j for j, b in enumerate(bases) if b is base), len(bases))
         if k == len(bases):
             bases.append(base)
-        names[leaf.id] = f"x{len(lines)}"
-        lines.append(f"x{len(lines)} = a{k}[{', '.join(at) or '0'}]")
+        names[leaf.id] = f"{prefix}{len(lines)}"
+        lines.append(f"{prefix}{len(lines)} = a{k}[{', '.join(at) or '0'}]")
     return lines
 
 
@@ -257,8 +257,10 @@ def _loops(axes, header) -> list:
 
 
 def reduction_kernel(group, leaves) -> KernelSource:
-    """One reduction with its elementwise prologue; kept axes outside, reduced axes inside."""
-    (root,) = group.roots
+    """A reduction in three phases: the prologue (elementwise values over the input, some of them
+    stored), the accumulation, and the epilogue (elementwise values over the result, once per
+    result element). Kept axes loop outside, reduced axes inside."""
+    root = group.reduction
     x = root.inputs[0]
     domain = x.shape or (1,)
     axes = root.attrs["axes"] if x.shape else (0,)
@@ -266,18 +268,32 @@ def reduction_kernel(group, leaves) -> KernelSource:
     keep_shape = tuple(1 if a in axes else d for a, d in enumerate(domain))
     index = [f"i{a}" for a in range(len(domain))]
     out_index = ", ".join("0" if a in axes else f"i{a}" for a in range(len(domain)))
+    result_index = ([f"i{a}" for a in kept] or ["0"]) if not root.attrs["keepdims"] else out_index.split(", ")
+    prologue = [v for v in group.values if v.id not in group.epilogue and v is not root]
+    epilogue = [v for v in group.values if v.id in group.epilogue]
+    stored = [v for v in group.roots if v is not root and v.id not in group.epilogue]
+    finals = [v for v in group.roots if v.id in group.epilogue]
+    outputs = [root] + stored + finals
+    out_arg = {v.id: f"o{k}" for k, v in enumerate(outputs)}
     names, bases = {}, []
-    point = _loads(leaves, names, index, bases) + _body(group.inlined, names)
+    inside = {v.id for v in group.values}
+    pro_leaves = [l for l in leaves if any(l.id in {i.id for i in v.inputs} for v in prologue + [root])]
+    epi_leaves = [l for l in leaves if l.id != root.id and any(l.id in {i.id for i in v.inputs} for v in epilogue)]
+    point = _loads(pro_leaves, names, index, bases) + _body(prologue, names)
+    point += [f"{out_arg[v.id]}[{', '.join(index)}] = {names[v.id]}" for v in stored]
     point += _accumulate(root.op, "acc", names[x.id], dt.is_float(x.dtype))
+    names[root.id] = f"v{root.id}"
+    finish = [f"v{root.id} = {_CTOR[root.dtype]}(acc)", f"o0[{out_index}] = v{root.id}"]
+    finish += _loads(epi_leaves, names, result_index, bases, prefix="e") + _body(epilogue, names)
+    finish += [f"{out_arg[v.id]}[{', '.join(result_index)}] = {names[v.id]}" for v in finals]
     parallel = math.prod(domain) >= PARALLEL_MIN
     prange = "numba.prange" if parallel else "range"
-    store = f"o0[{out_index}] = {_CTOR[root.dtype]}(acc)"
     init = f"acc = {_acc_init(root)}"
-    inner = _loops(axes, lambda d, a: f"range(lo, hi)" if d == 0 and not kept else f"range({domain[a]})")
+    inner = _loops(axes, lambda d, a: "range(lo, hi)" if d == 0 and not kept else f"range({domain[a]})")
     reduce_point = [init] + inner + _indent(point, len(axes))
     if kept:
         outer = _loops(kept, lambda d, a: f"{prange if d == 0 else 'range'}({domain[a]})")
-        body = outer + _indent(reduce_point + [store], len(kept))
+        body = outer + _indent(reduce_point + finish, len(kept))
     else:  # a full reduction: fixed chunks of the first axis, reduced in parallel, combined in order
         chunks = min(CHUNKS, domain[0]) if parallel else 1
         body = ([f"partial = np.empty({chunks}, dtype=np.{_acc_dtype(root)})",
@@ -286,12 +302,13 @@ def reduction_kernel(group, leaves) -> KernelSource:
                  f"    hi = (c + 1) * {domain[0]} // {chunks}"]
                 + _indent(reduce_point + ["partial[c] = acc"], 1)
                 + [init, f"for c in range({chunks}):"]
-                + _indent(_accumulate(root.op, "acc", "partial[c]", dt.is_float(x.dtype)), 1) + [store])
-    args = ", ".join(["o0"] + [f"a{k}" for k in range(len(bases))])
+                + _indent(_accumulate(root.op, "acc", "partial[c]", dt.is_float(x.dtype)), 1) + finish)
+    args = ", ".join([f"o{k}" for k in range(len(outputs))] + [f"a{k}" for k in range(len(bases))])
     lines = [f"@numba.njit(cache=True, error_model='numpy', parallel={parallel}, fastmath={{'reassoc'}})",
              f"def kernel({args}):"] + _indent(body, 1)
-    return KernelSource(group.name, PRELUDE + "\n\n" + "\n".join(lines) + "\n", [root],
-                        bases, [_arg_shape(b, False) for b in bases], [keep_shape])
+    out_shapes = [keep_shape] + [domain] * len(stored) + [v.shape or (1,) for v in finals]
+    return KernelSource(group.name, PRELUDE + "\n\n" + "\n".join(lines) + "\n", outputs,
+                        bases, [_arg_shape(b, False) for b in bases], out_shapes)
 
 
 def _acc_dtype(root) -> str:
@@ -302,6 +319,4 @@ def _acc_dtype(root) -> str:
 
 
 def kernel_source(group, leaves) -> KernelSource:
-    if op_class(group.roots[0]) == "reduction":
-        return reduction_kernel(group, leaves)
-    return elementwise_kernel(group, leaves)
+    return elementwise_kernel(group, leaves) if group.reduction is None else reduction_kernel(group, leaves)

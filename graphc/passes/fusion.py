@@ -1,8 +1,9 @@
 """Fusion: decide which values get a buffer and group the rest into loop kernels.
 
 Every op falls in one class:
-- view (broadcast_to, transpose, reshape, slice): a strided numpy view of its operand, made at
-  run time; kernels read it by index arithmetic, so broadcasting never copies;
+- view (broadcast_to, transpose, reshape, slice, and stop_gradient, an identity at run time):
+  kernels read it by index arithmetic on the array underneath, so broadcasting never copies;
+  a numpy view is made only where a library call or an output needs one;
 - elementwise (incl. cast, where, compares): fused into loop kernels;
 - reduction (sum, max, min): a loop kernel that takes its elementwise prologue along;
 - library (matmul, concat, pad, take_along_axis, scatter_add, one_hot, argmax, argmin): one call
@@ -11,9 +12,14 @@ Every op falls in one class:
 An elementwise value is *materialized* (written to a buffer) when it is an output, feeds a
 view or library op, or is expensive (transcendental) and used by several kernels. Otherwise it
 is inlined into every kernel that reads it: cheap ones are recomputed rather than stored.
-Each materialized elementwise or reduction value roots a kernel; roots of the same shape that
-do not depend on each other through another kernel share one loop nest (siblings). Every
-reason a value was materialized, or two kernels were kept apart, is recorded for the report.
+Each materialized elementwise or reduction value roots a kernel. Then kernels merge, when no
+other kernel must run between them:
+- siblings: elementwise kernels of one shape share one loop nest;
+- epilogue: an elementwise kernel over a reduction's result shape that reads the result runs
+  inside the reduction kernel, once per result element (layer norm's ``/ n``, ``+ eps``, rsqrt);
+- stored prologue: an elementwise kernel over a reduction's input shape whose value the
+  reduction reads is computed in the reduction's loop and stored there (softmax's exp).
+Every reason a value was materialized, or two kernels were kept apart, goes to the report.
 """
 
 from dataclasses import dataclass, field
@@ -22,8 +28,8 @@ import networkx as nx
 
 from ..ir.ops import OPS
 
-VIEWS = ("broadcast_to", "transpose", "reshape", "slice")
-INDEXED_VIEWS = ("broadcast_to", "transpose", "slice")  # loop kernels read these by index arithmetic
+VIEWS = ("broadcast_to", "transpose", "reshape", "slice", "stop_gradient")
+INDEXED_VIEWS = ("broadcast_to", "transpose", "slice", "stop_gradient")  # kernels read these by index arithmetic
 LIBRARY = ("matmul", "concat", "pad", "take_along_axis", "scatter_add", "one_hot", "argmax", "argmin")
 SOURCES = ("input", "param", "const")
 
@@ -49,18 +55,30 @@ class Group:
     roots: list  # values this step produces (buffers or views)
     inlined: list = field(default_factory=list)  # elementwise values computed inside, in order
     reasons: list = field(default_factory=list)
+    reduction: object = None  # a loop kernel's reduction value, if it has one
+    epilogue: set = field(default_factory=set)  # ids computed after the reduction, per result element
 
     @property
     def values(self):
         """Everything the step computes, in graph (topological) order."""
         return sorted(self.inlined + self.roots, key=lambda v: v.id)
 
+    @property
+    def domain(self):
+        """A loop kernel's iteration shape: the reduction's input, else its values' shape."""
+        return self.reduction.inputs[0].shape if self.reduction is not None else self.roots[0].shape
+
 
 @dataclass
 class Fusion:
-    groups: list  # in a valid execution order
-    group_of: dict  # value id -> group that produces it (roots, inlined values of their kernel)
+    groups: list  # in graph order; ``schedule`` makes it an execution order
     materialized: dict  # value id -> why it has a buffer
+
+
+def group_reads(group) -> set:
+    """Ids of the values a group reads from outside itself."""
+    inside = {v.id for v in group.values}
+    return {i.id for v in group.values for i in v.inputs if i.id not in inside}
 
 
 def _users(graph) -> dict:
@@ -104,16 +122,10 @@ def _inlined_closure(root, materialized) -> list:
     return sorted(seen.values(), key=lambda v: v.id)
 
 
-def _leaves(values, materialized) -> set:
-    """Ids of the buffers and views a set of kernel values reads."""
-    inside = {v.id for v in values}
-    return {i.id for v in values for i in v.inputs if i.id not in inside}
-
-
 def fuse(graph, fuse: bool = True) -> Fusion:
     users = _users(graph)
     materialized = _materialize_reasons(graph, users, fuse)
-    groups, group_of = [], {}
+    groups = []
     for v in graph.nodes:
         cls = op_class(v)
         if cls == "source":
@@ -122,46 +134,52 @@ def fuse(graph, fuse: bool = True) -> Fusion:
             groups.append(Group(f"s{len(groups)}", cls, [v]))
         elif v.id in materialized:
             groups.append(Group(f"k{len(groups)}", "loop", [v], _inlined_closure(v, materialized),
-                                [f"%{v.id} {v.op}: {materialized[v.id]}"]))
-        else:
-            continue
-        for u in groups[-1].values:
-            group_of.setdefault(u.id, groups[-1])
+                                [f"%{v.id} {v.op}: {materialized[v.id]}"],
+                                reduction=v if cls == "reduction" else None))
     if fuse:
-        groups = _merge_siblings(groups, materialized)
-    group_of = {u.id: g for g in groups for u in g.values}
-    return Fusion(groups, group_of, materialized)
+        groups = _merge(groups)
+    return Fusion(groups, materialized)
 
 
-def _domain(g):
-    """The loop domain of a loop group: elementwise roots share their shape."""
-    root = g.roots[0]
-    return ("elementwise", root.shape) if op_class(root) == "elementwise" else None
+def _how_to_merge(first: Group, later: Group):
+    """How loop kernel ``later`` can join ``first`` (which comes before it), or None."""
+    if first.kind != "loop" or later.kind != "loop":
+        return None
+    if first.reduction is None and later.reduction is None:
+        return "sibling" if first.domain == later.domain else None
+    reads = group_reads(later)
+    if (first.reduction is not None and later.reduction is None and first.reduction.id in reads
+            and later.domain == first.reduction.shape):
+        return "epilogue"
+    if (first.reduction is None and later.reduction is not None and not later.epilogue
+            and later.domain == first.domain and any(r.id in reads for r in first.roots)):
+        return "stored prologue"
+    return None
 
 
-def _merge_siblings(groups, materialized) -> list:
-    """Merge elementwise loop kernels of one shape when no other kernel sits between them."""
+def _merge(groups) -> list:
+    """Merge loop kernels pairwise (see the module docstring) while no kernel sits between."""
     producer = {v.id: i for i, g in enumerate(groups) for v in g.roots}
     deps = nx.DiGraph()
     deps.add_nodes_from(range(len(groups)))
     for i, g in enumerate(groups):
-        for leaf in _leaves(g.values, materialized):
+        for leaf in group_reads(g):
             if leaf in producer:
                 deps.add_edge(producer[leaf], i)
     merged = {}  # group index -> index of the group it joined
     for i, g in enumerate(groups):
-        if g.kind != "loop" or _domain(g) is None:
-            continue
         for j in range(i):
-            target = merged.get(j, j)
-            if target != j or groups[target].kind != "loop" or _domain(groups[target]) != _domain(g):
+            if j in merged:
                 continue
-            if _path_through_other(deps, target, i):
-                g.reasons.append(f"not merged with {groups[target].name}: another kernel runs between them")
+            how = _how_to_merge(groups[j], g)
+            if how is None:
                 continue
-            _absorb(groups[target], g)
-            deps = nx.contracted_nodes(deps, target, i, self_loops=False)
-            merged[i] = target
+            if _path_through_other(deps, j, i):
+                g.reasons.append(f"not merged with {groups[j].name} ({how}): another kernel runs between them")
+                continue
+            _absorb(groups[j], g, how)
+            deps = nx.contracted_nodes(deps, j, i, self_loops=False)
+            merged[i] = j
             break
     return [g for i, g in enumerate(groups) if i not in merged]
 
@@ -175,8 +193,13 @@ def _path_through_other(deps, a, b) -> bool:
     return False
 
 
-def _absorb(into: Group, g: Group) -> None:
+def _absorb(into: Group, g: Group, how: str) -> None:
+    if how == "epilogue":
+        into.epilogue |= {v.id for v in g.values}
+    else:
+        into.epilogue |= g.epilogue
+        into.reduction = into.reduction if into.reduction is not None else g.reduction
     known = {v.id for v in into.values}
     into.inlined = sorted([*into.inlined, *(v for v in g.inlined if v.id not in known)], key=lambda v: v.id)
     into.roots = sorted([*into.roots, *g.roots], key=lambda v: v.id)
-    into.reasons += g.reasons
+    into.reasons += g.reasons + [f"{g.name} joined as {how}"]

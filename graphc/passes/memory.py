@@ -11,8 +11,7 @@ The planned peak counts the arena's live bytes and the outputs made so far, step
 from dataclasses import dataclass
 
 from ..ir.ops import OPS
-from .fusion import op_class
-from .schedule import group_reads
+from .fusion import group_reads, op_class
 
 ALIGN = 64
 

@@ -15,8 +15,9 @@ from ..ir.text import to_text
 from ..ir.verify import verify
 from ..runtime.executable import Executable
 from .fusion import fuse as fuse_pass
+from .fusion import group_reads
 from .memory import plan_memory, total_flops
-from .schedule import group_reads, schedule
+from .schedule import schedule
 from .simplify import simplify
 
 TARGETS = ("cpu",)
@@ -36,11 +37,11 @@ def compile(graph, target="cpu", fuse=True, remat="none", dump=None) -> Executab
     g = simplify(graph)
     log.write("1-simplify", to_text(g))
     fusion = fuse_pass(g, fuse)
-    log.write("2-fuse", to_text(g, notes=_group_notes(fusion.groups, fusion)))
+    log.write("2-fuse", to_text(g, notes=_group_notes(fusion.groups)))
     steps = schedule(g, fusion)
-    log.write("3-schedule", to_text(g, notes=_group_notes(steps, fusion)))
+    log.write("3-schedule", to_text(g, notes=_group_notes(steps)))
     memory = plan_memory(g, steps)
-    log.write("4-memory", to_text(g, notes=_memory_notes(g, memory, steps, fusion)))
+    log.write("4-memory", to_text(g, notes=_memory_notes(g, memory, steps)))
     by_id = {v.id: v for v in g.nodes}
     kernels = {s.name: kernel_source(s, [by_id[i] for i in sorted(group_reads(s))])
                for s in steps if s.kind == "loop"}
@@ -72,7 +73,7 @@ class _Dump:
                 f.write(text)
 
 
-def _group_notes(groups, fusion) -> dict:
+def _group_notes(groups) -> dict:
     notes = {}
     for g in groups:
         for v in g.values:
@@ -80,8 +81,8 @@ def _group_notes(groups, fusion) -> dict:
     return notes
 
 
-def _memory_notes(graph, memory, steps, fusion) -> dict:
-    notes = _group_notes(steps, fusion)
+def _memory_notes(graph, memory, steps) -> dict:
+    notes = _group_notes(steps)
     for vid, offset in memory.offsets.items():
         first, last = memory.lifetimes[vid]
         notes[vid] += f"; arena [{offset}, +{graph.nodes[vid].type.nbytes}) live steps {first}-{last}"

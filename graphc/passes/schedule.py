@@ -11,13 +11,7 @@ array it indexes) or another kept view reads it.
 
 import networkx as nx
 
-from .fusion import INDEXED_VIEWS
-
-
-def group_reads(group) -> set:
-    """Ids of the values a group reads from outside itself."""
-    inside = {v.id for v in group.values}
-    return {i.id for v in group.values for i in v.inputs if i.id not in inside}
+from .fusion import INDEXED_VIEWS, group_reads
 
 
 def _indexed_base(v):

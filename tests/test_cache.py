@@ -30,6 +30,7 @@ CHILD = textwrap.dedent('''
     g.output("rows", gc.sum(gc.exp(x * 0.1) * y, axis=1))
     g.output("ew", gc.tanh(x) + y)
     g.output("peak", gc.max(x * x))
+    g.output("cols", gc.min(y - 1.0, axis=0))  # two reductions never share a kernel: >= 3 kernels
     fn = gc.compile(g)
     rng = np.random.default_rng(0)
     args = {"x": rng.standard_normal((50, 40)), "y": rng.standard_normal(40)}

@@ -21,7 +21,7 @@ from ..errors import CompileError
 from ..ir import dtypes as dt
 from ..passes.fusion import INDEXED_VIEWS
 
-PARALLEL_MIN = 1 << 20  # elements: below this, waking threads costs more than it saves
+PARALLEL_MIN = 1 << 22  # elements: below this, waking threads (and competing with BLAS's) costs more
 CHUNKS = 64  # partial results of a parallel full reduction
 
 PRELUDE = '''\
@@ -77,8 +77,8 @@ def _minimum(a, b):
 # op -> a format string over operand expressions {0}, {1}, {2}
 LOWER = {
     "neg": "-{0}", "exp": "math.exp({0})", "log": "math.log({0})", "sqrt": "math.sqrt({0})",
-    "rsqrt": "1 / math.sqrt({0})", "abs": "abs({0})", "sign": "np.sign({0})", "tanh": "math.tanh({0})",
-    "sigmoid": "_sigmoid({0})", "relu": "max({0}, 0)", "square": "{0} * {0}", "reciprocal": "1 / {0}",
+    "rsqrt": "{one} / math.sqrt({0})", "abs": "abs({0})", "sign": "np.sign({0})", "tanh": "math.tanh({0})",
+    "sigmoid": "_sigmoid({0})", "relu": "max({0}, {zero})", "square": "{0} * {0}", "reciprocal": "{one} / {0}",
     "sin": "math.sin({0})", "cos": "math.cos({0})", "log1p": "math.log1p({0})", "expm1": "math.expm1({0})",
     "softplus": "_softplus({0})", "erf": "math.erf({0})", "stop_gradient": "{0}",
     "add": "{0} + {1}", "sub": "{0} - {1}", "mul": "{0} * {1}", "div": "{0} / {1}", "pow": "{0} ** {1}",
@@ -133,9 +133,11 @@ def access(v, index: list) -> tuple:
 
 
 def _affine(start: int, step: int, i: str) -> str:
-    if step == 1:
-        return i if start == 0 else f"{i} + {start}"
-    return f"{start} + {step} * {i}" if start else f"{step} * {i}"
+    """``start + step * i`` in unsigned arithmetic (loop indices are unsigned, see ``_loops``)."""
+    scaled = i if abs(step) == 1 else f"np.uint64({abs(step)}) * {i}"
+    if step > 0:
+        return scaled if start == 0 else f"{scaled} + np.uint64({start})"
+    return f"np.uint64({start}) - {scaled}"
 
 
 def is_literal(base) -> bool:
@@ -150,7 +152,7 @@ def _expr(v, names) -> str:
         if v.dtype == "bool":
             return f"{operand} != 0"
         if src.dtype == "bool":
-            return f"{_CTOR[v.dtype]}(1 if {operand} else 0)"
+            return f"{literal(1, v.dtype)} if {operand} else {literal(0, v.dtype)}"
         return f"{_CTOR[v.dtype]}({operand})"
     try:
         template = LOWER[v.op]
@@ -160,7 +162,8 @@ def _expr(v, names) -> str:
         template = LOWER_FLOAT32.get(v.op, template)
     elif v.dtype in _UNSIGNED:
         template = LOWER_INT.get(v.op, template)
-    text = template.format(*(names[i.id] for i in v.inputs), u=_UNSIGNED.get(v.dtype))
+    text = template.format(*(names[i.id] for i in v.inputs), u=_UNSIGNED.get(v.dtype),
+                           zero=literal(0, v.dtype), one=literal(1, v.dtype))
     return text if v.dtype == "bool" else f"{_CTOR[v.dtype]}({text})"
 
 
@@ -186,11 +189,13 @@ def _body(values, names) -> list:
     return lines
 
 
-def _loads(leaves, names, index: list, bases: list, prefix: str = "x") -> list:
+def _loads(leaves, names, index: list, bases: list, prefix: str = "x") -> tuple[list, list]:
     """Read each leaf at ``index`` through its views; its base array is argument ``a<k>``
-    (appended to ``bases``). Scalar constants become literals."""
-    lines = []
-    for leaf in leaves:
+    (appended to ``bases``). Scalar constants become literals. Returns (loads that do not
+    depend on the loop indices, to hoist before the loops; loads per point)."""
+    hoisted, lines = [], []
+    loop_vars = set(index)
+    for n, leaf in enumerate(leaves):
         base, at = access(leaf, index)
         if is_literal(base):
             names[leaf.id] = literal(base.attrs["value"][()], base.dtype)
@@ -198,9 +203,10 @@ def _loads(leaves, names, index: list, bases: list, prefix: str = "x") -> list:
         k = next((j for j, b in enumerate(bases) if b is base), len(bases))
         if k == len(bases):
             bases.append(base)
-        names[leaf.id] = f"{prefix}{len(lines)}"
-        lines.append(f"{prefix}{len(lines)} = a{k}[{', '.join(at) or '0'}]")
-    return lines
+        names[leaf.id] = f"{prefix}{n}"
+        invariant = not any(var in part for part in at for var in loop_vars)
+        (hoisted if invariant else lines).append(f"{prefix}{n} = a{k}[{', '.join(at) or '0'}]")
+    return hoisted, lines
 
 
 def _arg_shape(base, flat: bool):
@@ -218,14 +224,14 @@ def elementwise_kernel(group, leaves) -> KernelSource:
     index = [f"i{a}" for a in range(rank)]
     parallel = math.prod(domain) >= PARALLEL_MIN
     names, bases = {}, []
-    inner = _loads(leaves, names, index, bases) + _body(group.values, names)
+    hoisted, inner = _loads(leaves, names, index, bases)
+    inner += _body(group.values, names)
     inner += [f"o{k}[{', '.join(index)}] = {names[r.id]}" for k, r in enumerate(group.roots)]
     args = [f"o{k}" for k in range(len(group.roots))] + [f"a{k}" for k in range(len(bases))]
     lines = [f"@numba.njit(cache=True, error_model='numpy', parallel={parallel})",
              f"def kernel({', '.join(args)}):"]
-    prange = "numba.prange" if parallel else "range"
-    header = _loops(range(rank), lambda d, a: f"{prange if d == 0 else 'range'}({domain[a]})")
-    lines += _indent(header, 1) + _indent(inner, rank + 1)
+    header, depth = _loops(range(rank), domain, parallel)
+    lines += _indent(hoisted + header, 1) + _indent(inner, depth + 1)
     return KernelSource(group.name, PRELUDE + "\n\n" + "\n".join(lines) + "\n", list(group.roots), bases,
                         [_arg_shape(b, flat) for b in bases], [domain] * len(group.roots))
 
@@ -251,9 +257,27 @@ def _acc_init(root) -> str:
     return f"{_CTOR[x.dtype]}({info.min if root.op == 'max' else info.max})"
 
 
-def _loops(axes, header) -> list:
-    """Nested ``for`` lines over ``axes``; ``header(depth, axis)`` gives each loop's iterable."""
-    return ["    " * d + f"for i{a} in {header(d, a)}:" for d, a in enumerate(axes)]
+def _loops(axes, domain, parallel: bool) -> tuple[list, int]:
+    """Nested loops over ``axes`` of ``domain``: (lines, depth of the body).
+
+    Indices are unsigned: numba then knows they are never negative and drops its wraparound
+    check, which otherwise keeps LLVM from vectorizing (measured 11 ms -> 1.9 ms on a 2^24
+    reduction). A parallel nest splits its outer axis into fixed chunks across threads.
+    """
+    lines, depth = [], 0
+    for k, a in enumerate(axes):
+        pad = "    " * depth
+        if parallel and k == 0:
+            chunks = min(CHUNKS, domain[a])
+            lines += [f"{pad}for c in numba.prange({chunks}):",
+                      f"{pad}    lo = np.uint64(c * {domain[a]} // {chunks})",
+                      f"{pad}    hi = np.uint64((c + 1) * {domain[a]} // {chunks})",
+                      f"{pad}    for i{a} in range(lo, hi):"]
+            depth += 2
+        else:
+            lines.append(f"{pad}for i{a} in range(np.uint64({domain[a]})):")
+            depth += 1
+    return lines, depth
 
 
 def reduction_kernel(group, leaves) -> KernelSource:
@@ -279,33 +303,46 @@ def reduction_kernel(group, leaves) -> KernelSource:
     inside = {v.id for v in group.values}
     pro_leaves = [l for l in leaves if any(l.id in {i.id for i in v.inputs} for v in prologue + [root])]
     epi_leaves = [l for l in leaves if l.id != root.id and any(l.id in {i.id for i in v.inputs} for v in epilogue)]
-    point = _loads(pro_leaves, names, index, bases) + _body(prologue, names)
+    hoisted, point = _loads(pro_leaves, names, index, bases)
+    point += _body(prologue, names)
     point += [f"{out_arg[v.id]}[{', '.join(index)}] = {names[v.id]}" for v in stored]
-    point += _accumulate(root.op, "acc", names[x.id], dt.is_float(x.dtype))
+    is_float = dt.is_float(x.dtype)
     names[root.id] = f"v{root.id}"
     finish = [f"v{root.id} = {_CTOR[root.dtype]}(acc)", f"o0[{out_index}] = v{root.id}"]
-    finish += _loads(epi_leaves, names, result_index, bases, prefix="e") + _body(epilogue, names)
+    finish += sum(_loads(epi_leaves, names, result_index, bases, prefix="e"), []) + _body(epilogue, names)
     finish += [f"{out_arg[v.id]}[{', '.join(result_index)}] = {names[v.id]}" for v in finals]
     parallel = math.prod(domain) >= PARALLEL_MIN
-    prange = "numba.prange" if parallel else "range"
     init = f"acc = {_acc_init(root)}"
-    inner = _loops(axes, lambda d, a: "range(lo, hi)" if d == 0 and not kept else f"range({domain[a]})")
-    reduce_point = [init] + inner + _indent(point, len(axes))
-    if kept:
-        outer = _loops(kept, lambda d, a: f"{prange if d == 0 else 'range'}({domain[a]})")
-        body = outer + _indent(reduce_point + finish, len(kept))
+    if kept and max(kept) > min(axes):
+        # a reduced axis lies outside a kept one (a column sum): walk memory in order and
+        # accumulate into a small array, instead of striding across rows for every result
+        nest, depth = _loops(range(len(domain)), domain, parallel and kept[0] == 0)
+        acc_at = f"accs[{out_index}]"
+        outer, out_depth = _loops(kept, domain, False)
+        body = ([f"accs = np.full(({', '.join(str(d) for d in keep_shape)},), {_acc_init(root)})"]
+                + nest + _indent(point + _accumulate(root.op, acc_at, names[x.id], is_float), depth)
+                + outer + _indent([f"acc = {acc_at}"] + finish, out_depth))
+    elif kept:
+        outer, depth = _loops(kept, domain, parallel)
+        inner, inner_depth = _loops(axes, domain, False)
+        point += _accumulate(root.op, "acc", names[x.id], is_float)
+        body = outer + _indent([init] + inner + _indent(point, inner_depth) + finish, depth)
     else:  # a full reduction: fixed chunks of the first axis, reduced in parallel, combined in order
         chunks = min(CHUNKS, domain[0]) if parallel else 1
+        first = [f"for i{axes[0]} in range(lo, hi):"]
+        rest, rest_depth = _loops(axes[1:], domain, False)
+        nest = first + _indent(rest + _indent(point + _accumulate(root.op, "acc", names[x.id], is_float),
+                                              rest_depth), 1)
         body = ([f"partial = np.empty({chunks}, dtype=np.{_acc_dtype(root)})",
-                 f"for c in {prange}({chunks}):",
-                 f"    lo = c * {domain[0]} // {chunks}",
-                 f"    hi = (c + 1) * {domain[0]} // {chunks}"]
-                + _indent(reduce_point + ["partial[c] = acc"], 1)
+                 f"for c in {'numba.prange' if parallel else 'range'}({chunks}):",
+                 f"    lo = np.uint64(c * {domain[0]} // {chunks})",
+                 f"    hi = np.uint64((c + 1) * {domain[0]} // {chunks})"]
+                + _indent([init] + nest + ["partial[c] = acc"], 1)
                 + [init, f"for c in range({chunks}):"]
-                + _indent(_accumulate(root.op, "acc", "partial[c]", dt.is_float(x.dtype)), 1) + finish)
+                + _indent(_accumulate(root.op, "acc", "partial[c]", is_float), 1) + finish)
     args = ", ".join([f"o{k}" for k in range(len(outputs))] + [f"a{k}" for k in range(len(bases))])
     lines = [f"@numba.njit(cache=True, error_model='numpy', parallel={parallel}, fastmath={{'reassoc'}})",
-             f"def kernel({args}):"] + _indent(body, 1)
+             f"def kernel({args}):"] + _indent(hoisted + body, 1)
     out_shapes = [keep_shape] + [domain] * len(stored) + [v.shape or (1,) for v in finals]
     return KernelSource(group.name, PRELUDE + "\n\n" + "\n".join(lines) + "\n", outputs,
                         bases, [_arg_shape(b, False) for b in bases], out_shapes)

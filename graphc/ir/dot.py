@@ -26,13 +26,19 @@ def _label(v) -> str:
     return f"%{v.id} {v.op}\n{t}"
 
 
-def to_dot(graph) -> str:
-    """The DOT source of ``graph`` (render with ``dot -Tsvg``)."""
+def to_dot(graph, groups=None) -> str:
+    """The DOT source of ``graph`` (render with ``dot -Tsvg``). ``groups`` (a compiled plan's
+    steps, e.g. ``fn.steps``) draws each fused kernel as a cluster around its values."""
     lines = [f"digraph {_quote(graph.name)} {{", "  rankdir=TB;", '  node [fontname="Helvetica", fontsize=10];']
     for v in graph.nodes:
         style = _STYLE.get(v.op, _STYLE["op"])
         lines.append(f"  v{v.id} [label={_quote(_label(v))}, {style}];")
         lines += [f"  v{i.id} -> v{v.id};" for i in v.inputs]
+    for g in groups or ():
+        if g.kind == "loop":
+            members = " ".join(f"v{v.id};" for v in g.values)
+            lines.append(f"  subgraph cluster_{g.name} {{ label={_quote(f'kernel {g.name}')}; "
+                         f'style="rounded,dashed"; color="#7a7a7a"; {members} }}')
     for name, v in graph.outputs.items():
         lines.append(f"  out_{name} [label={_quote('output ' + name)}, {_STYLE['output']}];")
         lines.append(f"  v{v.id} -> out_{name};")

@@ -17,8 +17,9 @@ other kernel must run between them:
 - siblings: elementwise kernels of one shape share one loop nest;
 - epilogue: an elementwise kernel over a reduction's result shape that reads the result runs
   inside the reduction kernel, once per result element (layer norm's ``/ n``, ``+ eps``, rsqrt);
-- stored prologue: an elementwise kernel over a reduction's input shape whose value the
-  reduction reads is computed in the reduction's loop and stored there (softmax's exp).
+- stored prologue: an elementwise kernel over a reduction's input shape (that does not need
+  the reduction's result) is computed in the reduction's loop and stored there: softmax's exp,
+  or a loss and its gradient in one pass over the data.
 Every reason a value was materialized, or two kernels were kept apart, goes to the report.
 """
 
@@ -151,9 +152,9 @@ def _how_to_merge(first: Group, later: Group):
     if (first.reduction is not None and later.reduction is None and first.reduction.id in reads
             and later.domain == first.reduction.shape):
         return "epilogue"
-    if (first.reduction is None and later.reduction is not None and not later.epilogue
-            and later.domain == first.domain and any(r.id in reads for r in first.roots)):
-        return "stored prologue"
+    if (first.reduction is None) != (later.reduction is None) and first.domain == later.domain:
+        after = set() if first.reduction is None else {first.reduction.id} | first.epilogue
+        return None if reads & after else "stored prologue"
     return None
 
 

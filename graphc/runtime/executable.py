@@ -12,6 +12,7 @@ import time
 import numpy as np
 
 from ..codegen.cache import load_kernel, seal
+from ..ir.dot import to_dot
 from ..ir.interpret import bind_arguments
 from ..ir.ops import OPS
 
@@ -43,6 +44,10 @@ class Executable:
 
     def report(self) -> str:
         return self._report
+
+    def to_dot(self) -> str:
+        """Graphviz DOT of the compiled IR with each fused kernel drawn as a cluster."""
+        return to_dot(self.graph, self.steps)
 
     # ------------------------------------------------------------ building the step closures
 

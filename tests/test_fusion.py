@@ -1,0 +1,87 @@
+"""Fusion structure: which kernels merge (siblings, reduction epilogues, stored prologues), and
+that every merged kernel still computes what the reference interpreter computes."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+import compiled  # noqa: F401  (a private kernel cache for the tests)
+import graphc as gc
+
+RNG = np.random.default_rng(7)
+
+
+def _check(g, **arrays):
+    fn = gc.compile(g)
+    out, ref = fn(**arrays), gc.evaluate(g, **arrays)
+    for name in ref:
+        np.testing.assert_allclose(out[name], ref[name], rtol=1e-12, atol=1e-12, err_msg=name)
+    return fn
+
+
+def _x(shape):
+    return RNG.standard_normal(shape)
+
+
+@pytest.mark.parametrize("build, kernels", [
+    (lambda x: gc.layer_norm(x), 3),  # mean pass, variance pass (+ rsqrt epilogue), normalize
+    (lambda x: gc.softmax(x), 3),  # max, exp stored while summing, divide
+    (lambda x: gc.logsumexp(x, axis=1), 2),  # max, exp-sum with log epilogue
+    (lambda x: gc.sum(gc.exp(x)) / 7 + 1, 1),  # a full reduction with its epilogue
+])
+def test_reductions_take_their_prologue_and_epilogue(build, kernels):
+    g = gc.Graph("r")
+    x = g.input("x", (16, 24), "float64")
+    g.output("y", build(x))
+    fn = _check(g, x=_x((16, 24)))
+    assert fn.stats["n_loop_kernels"] == kernels, fn.report()
+
+
+def test_loss_and_gradient_share_one_pass_over_the_data():
+    g = gc.Graph("chain")
+    x = g.input("x", (1000,), "float64")
+    bias, c = g.param("bias", (), "float64"), g.param("c", (), "float64")
+    g.output("loss", gc.sum((gc.relu(x + bias) + x) * c))
+    dg = gc.grad(g, wrt=["x"])
+    fn = _check(dg, x=_x(1000), bias=np.float64(0.1), c=np.float64(0.5))
+    assert fn.stats["n_loop_kernels"] == 1, fn.report()
+    assert "stored prologue" in fn.report()
+
+
+@pytest.mark.parametrize("shape", [(6, 5, 4), (7, 1, 3)])
+@pytest.mark.parametrize("op", ["sum", "max", "min"])
+@pytest.mark.parametrize("keepdims", [False, True])
+def test_every_reduction_layout_with_a_stored_elementwise_sibling(shape, op, keepdims):
+    """Column reductions (a reduced axis outside a kept one) accumulate into an array; row
+    reductions into a scalar; both may store an elementwise value of the same domain."""
+    for axes in itertools.chain.from_iterable(itertools.combinations(range(3), k) for k in (1, 2, 3)):
+        g = gc.Graph("layout")
+        x = g.input("x", shape, "float64")
+        b = g.input("b", shape[-1:], "float64")
+        y = gc.relu(x + b) * 2
+        g.output("r", getattr(gc, op)(y, axis=axes, keepdims=keepdims))
+        g.output("y", y)
+        fn = _check(g, x=_x(shape), b=_x(shape[-1:]))
+        assert fn.stats["n_loop_kernels"] == 1, (axes, fn.report())
+
+
+def test_a_kernel_reading_a_reduction_through_a_broadcast_is_not_merged_into_it():
+    g = gc.Graph("center")
+    x = g.input("x", (5, 6), "float64")
+    g.output("centered", x - gc.mean(x, axis=1, keepdims=True))
+    fn = _check(g, x=_x((5, 6)))
+    assert fn.stats["n_loop_kernels"] == 2
+
+
+def test_to_dot_draws_each_loop_kernel_as_a_cluster():
+    g = gc.Graph("ln")
+    x = g.input("x", (4, 8), "float64")
+    g.output("y", gc.layer_norm(x))
+    fn = gc.compile(g)
+    dot = fn.to_dot()
+    loops = [s.name for s in fn.steps if s.kind == "loop"]
+    assert dot.count("subgraph cluster_") == len(loops) == 3
+    for name in loops:
+        assert f"cluster_{name}" in dot and f'"kernel {name}"' in dot
+    assert gc.to_dot(fn.graph).count("subgraph") == 0

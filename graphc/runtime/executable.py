@@ -12,6 +12,7 @@ import time
 import numpy as np
 
 from ..codegen.cache import load_kernel, seal
+from ..errors import ArgumentError, DTypeError, ShapeError
 from ..ir.dot import to_dot
 from ..ir.interpret import bind_arguments
 from ..ir.ops import OPS
@@ -41,6 +42,7 @@ class Executable:
         self._consts = {v.id: v.attrs["value"] for v in graph.nodes if v.op == "const"}
         self._runners = [self._runner(g) for g in steps]
         self._outputs = list(graph.outputs.items())
+        self._out_by_value = {}  # value id -> caller buffer, during a call with out=
 
     def report(self) -> str:
         return self._report
@@ -52,9 +54,10 @@ class Executable:
     # ------------------------------------------------------------ building the step closures
 
     def _buffer(self, env, v):
-        """The array step ``v`` writes: a fresh output or its arena slot."""
+        """The array step ``v`` writes: the caller's ``out`` buffer, a fresh output or its arena slot."""
         if v.id in self.memory.fresh:
-            return np.empty(v.shape, dtype=v.dtype)
+            given = self._out_by_value.get(v.id)
+            return np.empty(v.shape, dtype=v.dtype) if given is None else given
         offset = self.memory.offsets[v.id]
         return self._arena[offset:offset + v.type.nbytes].view(v.dtype).reshape(v.shape)
 
@@ -110,23 +113,62 @@ class Executable:
             env[vid] = a
         return env
 
-    def _results(self, env):
-        out, given = {}, set()
+    def _results(self, env, out):
+        results, given = {}, set()
         for name, v in self._outputs:
             a = env[v.id]
-            if v.id in self.memory.fresh and v.id not in given:
+            if name in out:
+                if a is not out[name]:
+                    out[name][...] = a
+                results[name] = out[name]
+            elif v.id in self.memory.fresh and v.id not in given and not any(a is b for b in out.values()):
                 given.add(v.id)
-                out[name] = a
+                results[name] = a
             else:
-                out[name] = np.array(a, copy=True, order="C")
-        return out
+                results[name] = np.array(a, copy=True, order="C")
+        return results
+
+    def _check_out(self, out: dict, env) -> dict:
+        """Caller output buffers: known names, exact shape and dtype, C-contiguous, writeable,
+        overlapping neither an input nor each other."""
+        outputs = dict(self._outputs)
+        unknown = [n for n in out if n not in outputs]
+        if unknown:
+            raise ArgumentError(f"out: {', '.join(unknown)} not outputs of graph {self.graph.name!r} "
+                                f"(it has {', '.join(outputs)})")
+        for name, a in out.items():
+            v = outputs[name]
+            if not isinstance(a, np.ndarray):
+                raise ArgumentError(f"out {name!r}: expected a numpy array, got {type(a).__name__}")
+            if a.dtype != np.dtype(v.dtype):
+                raise DTypeError(f"out {name!r}: expected dtype {v.dtype}, got {a.dtype}")
+            if a.shape != v.shape:
+                raise ShapeError(f"out {name!r}: expected shape {v.shape}, got {a.shape}")
+            if not (a.flags.c_contiguous and a.flags.writeable):
+                raise ArgumentError(f"out {name!r}: must be C-contiguous and writeable")
+            others = [(f"input {n!r}", env[x.id]) for n, x in self.graph.arguments.items()]
+            others += [(f"out {m!r}", b) for m, b in out.items() if m != name]
+            for what, b in others:
+                if np.may_share_memory(a, b):
+                    raise ArgumentError(f"out {name!r}: shares memory with {what}")
+        return {outputs[n].id: a for n, a in reversed(list(out.items()))}
+
+    def run(self, arrays: dict, out: dict | None = None) -> dict:
+        """Like ``fn(**arrays)``; ``out={name: array}`` writes those outputs into the caller's
+        arrays (no allocation, no page faults for big outputs) and returns them."""
+        env = self._env(arrays)
+        out = dict(out or {})
+        self._out_by_value = self._check_out(out, env)
+        try:
+            with np.errstate(all="ignore"):
+                for run in self._runners:
+                    run(env)
+            return self._results(env, out)
+        finally:
+            self._out_by_value = {}
 
     def __call__(self, **arrays):
-        env = self._env(arrays)
-        with np.errstate(all="ignore"):
-            for run in self._runners:
-                run(env)
-        return self._results(env)
+        return self.run(arrays)
 
     def profile(self, **arrays) -> dict:
         """One call timed step by step: {"time_s", "peak_bytes" (planned), "kernels": [...]}."""
@@ -140,5 +182,5 @@ class Executable:
                 rows.append({"step": group.name, "kind": group.kind, "time_s": time.perf_counter() - t,
                              "ops": [v.op for v in group.values]})
         total = time.perf_counter() - start
-        self._results(env)
+        self._results(env, {})
         return {"time_s": total, "peak_bytes": self.memory.peak_bytes, "kernels": rows}

@@ -1,11 +1,13 @@
 """Numba CPU code generation: one loop kernel per fused group, as Python source for numba.njit.
 
-A kernel receives its outputs then its inputs as arrays of the loop domain's shape (views made
-by the runtime, so broadcast and transposed operands are plain strided reads). The loop nest
-is the domain's axes: the outermost becomes ``prange`` when the domain is large enough to pay
-for threads. Reduction kernels loop over kept axes outside and reduced axes inside, with a
-float64 accumulator for float32 sums; a full reduction splits its outer axis into a fixed
-number of chunks reduced in parallel and combined in order, so results are deterministic.
+A kernel receives its output buffers, then the arrays it reads. Broadcast, transposed and
+sliced operands are not copied or viewed: ``access`` follows their views down to the array
+underneath and reads it by index arithmetic (``bias[i1]``, ``w[i1, i0]``). Loop indices are
+unsigned, so numba drops its negative-index check and LLVM can vectorize; a kernel big enough
+to pay for threads runs its outer axis in fixed chunks under ``prange``. Reductions keep a
+scalar accumulator per result (reduced axes inside) or, when a reduced axis lies outside a
+kept one, walk memory in order into an accumulator array; float32 sums accumulate in float64;
+a full reduction combines its chunks in order, so results are deterministic.
 
 Every intermediate is rounded to its IR dtype (``np.float32(...)``, ``np.int32(...)``), so a
 kernel computes what the reference interpreter computes op by op. Identifiers in the source

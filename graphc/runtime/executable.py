@@ -3,8 +3,9 @@
 A plan is a list of steps made once at compile time, each a small closure over a shared list
 of arrays indexed by value id: a numpy view, a library call (BLAS matmul), or a fused Numba
 kernel. Intermediate buffers are fixed views into one arena allocated on first call; outputs
-are fresh arrays each call, so they never alias each other, the inputs or the arena. Inputs
-are checked like the interpreter checks them and are only ever read.
+are fresh arrays each call (or the caller's, with ``run(..., out=)``), so they never alias
+each other, the inputs or the arena. Inputs are checked like the interpreter checks them and
+are only ever read.
 """
 
 import time
@@ -27,7 +28,6 @@ _VIEW = {
 }
 
 
-
 class Executable:
     """``fn(**arrays) -> {output name: ndarray}``; see ``report()`` and ``stats`` for the plan."""
 
@@ -39,6 +39,7 @@ class Executable:
         self.stats = stats
         self._report = report_text
         self._arena = None
+        self._slots = {}  # value id -> its view of the arena, made with the arena
         self._consts = {v.id: v.attrs["value"] for v in graph.nodes if v.op == "const"}
         self._runners = [self._runner(g) for g in steps]
         self._outputs = list(graph.outputs.items())
@@ -53,13 +54,12 @@ class Executable:
 
     # ------------------------------------------------------------ building the step closures
 
-    def _buffer(self, env, v):
+    def _buffer(self, v):
         """The array step ``v`` writes: the caller's ``out`` buffer, a fresh output or its arena slot."""
         if v.id in self.memory.fresh:
             given = self._out_by_value.get(v.id)
             return np.empty(v.shape, dtype=v.dtype) if given is None else given
-        offset = self.memory.offsets[v.id]
-        return self._arena[offset:offset + v.type.nbytes].view(v.dtype).reshape(v.shape)
+        return self._slots[v.id]
 
     def _runner(self, group):
         if group.kind == "view":
@@ -74,13 +74,13 @@ class Executable:
             ins = [i.id for i in v.inputs]
             if v.op == "matmul":
                 def run_matmul(env):
-                    out = env[v.id] = self._buffer(env, v)
+                    out = env[v.id] = self._buffer(v)
                     np.matmul(env[ins[0]], env[ins[1]], out=out)
                 return run_matmul
             reference, attrs = OPS[v.op].reference, v.attrs
 
             def run_library(env):
-                out = env[v.id] = self._buffer(env, v)
+                out = env[v.id] = self._buffer(v)
                 out[...] = reference(attrs, *(env[i] for i in ins))
             return run_library
         ks = self.kernels[group.name]
@@ -92,7 +92,7 @@ class Executable:
         def run_kernel(env):
             args = []
             for v, shape in outs:
-                buf = env[v.id] = self._buffer(env, v)
+                buf = env[v.id] = self._buffer(v)
                 args.append(buf.reshape(shape))
             args += [env[i].reshape(shape) for i, shape in ins]
             fn(*args)
@@ -106,6 +106,9 @@ class Executable:
     def _env(self, arrays):
         if self._arena is None:
             self._arena = np.empty(max(self.memory.arena_bytes, 1), dtype=np.uint8)
+            for vid, offset in self.memory.offsets.items():
+                v = self.graph.nodes[vid]
+                self._slots[vid] = self._arena[offset:offset + v.type.nbytes].view(v.dtype).reshape(v.shape)
         env = [None] * len(self.graph.nodes)
         for v, a in bind_arguments(self.graph, arrays).items():
             env[v.id] = a

@@ -191,10 +191,11 @@ def _body(values, names) -> list:
     return lines
 
 
-def _loads(leaves, names, index: list, bases: list, prefix: str = "x") -> tuple[list, list]:
+def _loads(leaves, names, index: list, bases: list, prefix: str = "x", produced=None) -> tuple[list, list]:
     """Read each leaf at ``index`` through its views; its base array is argument ``a<k>``
-    (appended to ``bases``). Scalar constants become literals. Returns (loads that do not
-    depend on the loop indices, to hoist before the loops; loads per point)."""
+    (appended to ``bases``), or the output argument named in ``produced`` when this kernel
+    computes it. Scalar constants become literals. Returns (loads that do not depend on the
+    loop indices, to hoist before the loops; loads per point)."""
     hoisted, lines = [], []
     loop_vars = set(index)
     for n, leaf in enumerate(leaves):
@@ -202,12 +203,16 @@ def _loads(leaves, names, index: list, bases: list, prefix: str = "x") -> tuple[
         if is_literal(base):
             names[leaf.id] = literal(base.attrs["value"][()], base.dtype)
             continue
-        k = next((j for j, b in enumerate(bases) if b is base), len(bases))
-        if k == len(bases):
-            bases.append(base)
+        if produced and base.id in produced:
+            array = produced[base.id]
+        else:
+            k = next((j for j, b in enumerate(bases) if b is base), len(bases))
+            if k == len(bases):
+                bases.append(base)
+            array = f"a{k}"
         names[leaf.id] = f"{prefix}{n}"
         invariant = not any(var in part for part in at for var in loop_vars)
-        (hoisted if invariant else lines).append(f"{prefix}{n} = a{k}[{', '.join(at) or '0'}]")
+        (hoisted if invariant else lines).append(f"{prefix}{n} = {array}[{', '.join(at) or '0'}]")
     return hoisted, lines
 
 
@@ -295,11 +300,15 @@ def reduction_kernel(group, leaves) -> KernelSource:
     index = [f"i{a}" for a in range(len(domain))]
     out_index = ", ".join("0" if a in axes else f"i{a}" for a in range(len(domain)))
     result_index = ([f"i{a}" for a in kept] or ["0"]) if not root.attrs["keepdims"] else out_index.split(", ")
-    prologue = [v for v in group.values if v.id not in group.epilogue and v is not root]
-    epilogue = [v for v in group.values if v.id in group.epilogue]
-    stored = [v for v in group.roots if v is not root and v.id not in group.epilogue]
+    row_ids = {v.id for v in group.row}
+    row_roots = [v for v in group.roots if v.id in row_ids]
+    main = sorted({v.id: v for v in group.inlined + [r for r in group.roots if r.id not in row_ids]}.values(),
+                  key=lambda v: v.id)  # the row pass's own values live in group.row
+    prologue = [v for v in main if v.id not in group.epilogue and v is not root]
+    epilogue = [v for v in main if v.id in group.epilogue]
+    stored = [v for v in group.roots if v is not root and v.id not in group.epilogue and v.id not in row_ids]
     finals = [v for v in group.roots if v.id in group.epilogue]
-    outputs = [root] + stored + finals
+    outputs = [root] + stored + finals + row_roots
     out_arg = {v.id: f"o{k}" for k, v in enumerate(outputs)}
     names, bases = {}, []
     inside = {v.id for v in group.values}
@@ -309,10 +318,13 @@ def reduction_kernel(group, leaves) -> KernelSource:
     point += _body(prologue, names)
     point += [f"{out_arg[v.id]}[{', '.join(index)}] = {names[v.id]}" for v in stored]
     is_float = dt.is_float(x.dtype)
+    reduced = names[x.id]  # taken now: the row pass below reuses names
     names[root.id] = f"v{root.id}"
     finish = [f"v{root.id} = {_CTOR[root.dtype]}(acc)", f"o0[{out_index}] = v{root.id}"]
     finish += sum(_loads(epi_leaves, names, result_index, bases, prefix="e"), []) + _body(epilogue, names)
     finish += [f"{out_arg[v.id]}[{', '.join(result_index)}] = {names[v.id]}" for v in finals]
+    if group.row:  # a second pass over this row: the row epilogue (see fusion)
+        finish += _row_pass(group, leaves, names, index, bases, out_arg, stored, axes, domain)
     parallel = math.prod(domain) >= PARALLEL_MIN
     init = f"acc = {_acc_init(root)}"
     if kept and max(kept) > min(axes):
@@ -322,18 +334,18 @@ def reduction_kernel(group, leaves) -> KernelSource:
         acc_at = f"accs[{out_index}]"
         outer, out_depth = _loops(kept, domain, False)
         body = ([f"accs = np.full(({', '.join(str(d) for d in keep_shape)},), {_acc_init(root)})"]
-                + nest + _indent(point + _accumulate(root.op, acc_at, names[x.id], is_float), depth)
+                + nest + _indent(point + _accumulate(root.op, acc_at, reduced, is_float), depth)
                 + outer + _indent([f"acc = {acc_at}"] + finish, out_depth))
     elif kept:
         outer, depth = _loops(kept, domain, parallel)
         inner, inner_depth = _loops(axes, domain, False)
-        point += _accumulate(root.op, "acc", names[x.id], is_float)
+        point += _accumulate(root.op, "acc", reduced, is_float)
         body = outer + _indent([init] + inner + _indent(point, inner_depth) + finish, depth)
     else:  # a full reduction: fixed chunks of the first axis, reduced in parallel, combined in order
         chunks = min(CHUNKS, domain[0]) if parallel else 1
         first = [f"for i{axes[0]} in range(lo, hi):"]
         rest, rest_depth = _loops(axes[1:], domain, False)
-        nest = first + _indent(rest + _indent(point + _accumulate(root.op, "acc", names[x.id], is_float),
+        nest = first + _indent(rest + _indent(point + _accumulate(root.op, "acc", reduced, is_float),
                                               rest_depth), 1)
         body = ([f"partial = np.empty({chunks}, dtype=np.{_acc_dtype(root)})",
                  f"for c in {'numba.prange' if parallel else 'range'}({chunks}):",
@@ -345,9 +357,28 @@ def reduction_kernel(group, leaves) -> KernelSource:
     args = ", ".join([f"o{k}" for k in range(len(outputs))] + [f"a{k}" for k in range(len(bases))])
     lines = [f"@numba.njit(cache=True, error_model='numpy', parallel={parallel}, fastmath={{'reassoc'}})",
              f"def kernel({args}):"] + _indent(hoisted + body, 1)
-    out_shapes = [keep_shape] + [domain] * len(stored) + [v.shape or (1,) for v in finals]
+    out_shapes = [keep_shape] + [domain] * len(stored) + [v.shape or (1,) for v in finals] + [domain] * len(row_roots)
     return KernelSource(group.name, PRELUDE + "\n\n" + "\n".join(lines) + "\n", outputs,
                         bases, [_arg_shape(b, False) for b in bases], out_shapes)
+
+
+def _row_pass(group, leaves, names, index, bases, out_arg, stored, axes, domain) -> list:
+    """Loop over the reduced axes again, computing the row epilogue's values at each point. It
+    reads this kernel's results (through broadcasts) and stored prologue values from the
+    kernel's own output buffers, still in cache; shared inlined values are recomputed."""
+    row_ids = {v.id for v in group.row}
+    read = {i.id for v in group.row for i in v.inputs}
+    row_leaves = [leaf for leaf in leaves if leaf.id in read]
+    hoisted, loads = _loads(row_leaves, names, index, bases, prefix="r", produced=out_arg)
+    reloads = [f"v{v.id} = {out_arg[v.id]}[{', '.join(index)}]" for v in stored
+               if v.id in read and v.id not in row_ids]
+    for v in stored:
+        if v.id in read and v.id not in row_ids:
+            names[v.id] = f"v{v.id}"
+    body = hoisted + loads + reloads + _body(group.row, names)
+    body += [f"{out_arg[v.id]}[{', '.join(index)}] = {names[v.id]}" for v in group.roots if v.id in row_ids]
+    loops, depth = _loops(axes, domain, False)
+    return loops + _indent(body, depth)
 
 
 def _acc_dtype(root) -> str:

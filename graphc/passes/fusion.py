@@ -19,7 +19,11 @@ other kernel must run between them:
   inside the reduction kernel, once per result element (layer norm's ``/ n``, ``+ eps``, rsqrt);
 - stored prologue: an elementwise kernel over a reduction's input shape (that does not need
   the reduction's result) is computed in the reduction's loop and stored there: softmax's exp,
-  or a loss and its gradient in one pass over the data.
+  or a loss and its gradient in one pass over the data;
+- row epilogue: when a reduction's reduced axes are its innermost ones (one row per result), an
+  elementwise kernel over its input shape that reads its result through a broadcast runs in a
+  second loop over each row, right after that row is reduced, while the row is in cache:
+  softmax is then two passes over the data (max; exp, sum and divide), layer norm two.
 Every reason a value was materialized, or two kernels were kept apart, goes to the report.
 """
 
@@ -58,11 +62,13 @@ class Group:
     reasons: list = field(default_factory=list)
     reduction: object = None  # a loop kernel's reduction value, if it has one
     epilogue: set = field(default_factory=set)  # ids computed after the reduction, per result element
+    row: list = field(default_factory=list)  # values computed in a second pass over each row
 
     @property
     def values(self):
         """Everything the step computes, in graph (topological) order."""
-        return sorted(self.inlined + self.roots, key=lambda v: v.id)
+        unique = {v.id: v for v in self.inlined + self.roots + self.row}
+        return sorted(unique.values(), key=lambda v: v.id)
 
     @property
     def domain(self):
@@ -152,10 +158,31 @@ def _how_to_merge(first: Group, later: Group):
     if (first.reduction is not None and later.reduction is None and first.reduction.id in reads
             and later.domain == first.reduction.shape):
         return "epilogue"
+    if _row_reduction(first) and later.reduction is None and not later.row and later.domain == first.domain:
+        results = {first.reduction.id} | first.epilogue
+        if not reads & results and any(_viewed(i, results) for v in later.values for i in v.inputs):
+            return "row epilogue"
     if (first.reduction is None) != (later.reduction is None) and first.domain == later.domain:
         after = set() if first.reduction is None else {first.reduction.id} | first.epilogue
         return None if reads & after else "stored prologue"
     return None
+
+
+def _row_reduction(g) -> bool:
+    """A reduction kernel whose reduced axes are the innermost: one contiguous row per result."""
+    if g.reduction is None or g.row:
+        return False
+    axes, rank = g.reduction.attrs["axes"], len(g.domain)
+    return 0 < len(axes) < rank and tuple(axes) == tuple(range(rank - len(axes), rank))
+
+
+def _viewed(v, ids) -> bool:
+    """Is ``v`` a (chain of) broadcast/transpose/slice view(s) of one of ``ids``?"""
+    while v.op in INDEXED_VIEWS:
+        v = v.inputs[0]
+        if v.id in ids:
+            return True
+    return False
 
 
 def _merge(groups) -> list:
@@ -175,26 +202,40 @@ def _merge(groups) -> list:
             how = _how_to_merge(groups[j], g)
             if how is None:
                 continue
-            if _path_through_other(deps, j, i):
+            views = _views_between(groups, deps, j, i) if how == "row epilogue" else set()
+            if _path_through_other(deps, j, i, views):
                 g.reasons.append(f"not merged with {groups[j].name} ({how}): another kernel runs between them")
                 continue
             _absorb(groups[j], g, how)
             deps = nx.contracted_nodes(deps, j, i, self_loops=False)
+            deps.remove_edges_from([(m, j) for m in views])  # the merged kernel reads those views itself
             merged[i] = j
             break
     return [g for i, g in enumerate(groups) if i not in merged]
 
 
-def _path_through_other(deps, a, b) -> bool:
-    """Is there a path a -> x -> ... -> b (or back) through some other node x?"""
+def _views_between(groups, deps, a, b) -> set:
+    """View steps that re-broadcast what kernel ``a`` computes straight into kernel ``b``."""
+    results = {groups[a].reduction.id} | groups[a].epilogue
+    return {m for m in deps.successors(a) if groups[m].kind == "view" and deps.has_edge(m, b)
+            and _viewed(groups[m].roots[0], results) and not _path_through_other(deps, m, b)}
+
+
+def _path_through_other(deps, a, b, allowed=frozenset()) -> bool:
+    """Is there a path a -> x -> ... -> b (or back) through some other node x not in ``allowed``?"""
     for src, dst in ((a, b), (b, a)):
         for mid in deps.successors(src):
-            if mid != dst and nx.has_path(deps, mid, dst):
+            if mid != dst and mid not in allowed and nx.has_path(deps, mid, dst):
                 return True
     return False
 
 
 def _absorb(into: Group, g: Group, how: str) -> None:
+    if how == "row epilogue":  # recomputed per point in the row pass, shared values included
+        into.row = g.values
+        into.roots = sorted([*into.roots, *g.roots], key=lambda v: v.id)
+        into.reasons += g.reasons + [f"{g.name} joined as {how}"]
+        return
     if how == "epilogue":
         into.epilogue |= {v.id for v in g.values}
     else:

@@ -40,10 +40,11 @@ def schedule(graph, fusion) -> list:
     deps = nx.DiGraph()
     order = {g.name: k for k, g in enumerate(fusion.groups)}
     deps.add_nodes_from(order)
+    by_id = {v.id: v for v in graph.nodes}
     for g in fusion.groups:
         for leaf in group_reads(g):
-            if leaf in producer and producer[leaf] != g.name:
-                deps.add_edge(producer[leaf], g.name)
+            if leaf in producer and producer[leaf] != g.name and producer.get(_indexed_base(by_id[leaf]).id) != g.name:
+                deps.add_edge(producer[leaf], g.name)  # (a view of the group's own result is read in place)
     by_name = {g.name: g for g in fusion.groups}
     steps = [by_name[n] for n in nx.lexicographical_topological_sort(deps, key=order.get)]
     needed = _needed_views(graph, steps)

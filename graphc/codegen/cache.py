@@ -38,9 +38,18 @@ def cache_dir() -> str:
     return path
 
 
+def _intrinsics_source() -> str:
+    """Kernels import graphc's intrinsics; numba's cache would not notice them change, our key does."""
+    with open(os.path.join(os.path.dirname(__file__), "intrinsics.py"), encoding="utf-8") as f:
+        return f.read()
+
+
+_TAG = (f"{numba.__version__}|{platform.python_version()}|{llvmlite.binding.get_host_cpu_name()}|"
+        f"{hashlib.sha256(_intrinsics_source().encode()).hexdigest()}")
+
+
 def kernel_key(source: str) -> str:
-    tag = f"{numba.__version__}|{platform.python_version()}|{llvmlite.binding.get_host_cpu_name()}"
-    return hashlib.sha256(f"{tag}\n{source}".encode()).hexdigest()[:24]
+    return hashlib.sha256(f"{_TAG}\n{source}".encode()).hexdigest()[:24]
 
 
 def _write_atomic(path: str, text: str, suffix: str = ".py") -> None:

@@ -87,6 +87,12 @@ class OpDef:
 OPS: dict[str, OpDef] = {}
 
 
+def graph_flops(graph) -> int:
+    """Unfused flops of every op in ``graph``, from the op table's cost rules."""
+    return sum(OPS[v.op].cost(tuple(i.type for i in v.inputs), v.type).flops
+               for v in graph.nodes if OPS[v.op].kind != "source")
+
+
 def _register(op: OpDef) -> None:
     OPS[op.name] = op
 

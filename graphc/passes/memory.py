@@ -10,7 +10,6 @@ The planned peak counts the arena's live bytes and the outputs made so far, step
 
 from dataclasses import dataclass
 
-from ..ir.ops import OPS
 from .fusion import group_reads, op_class
 
 ALIGN = 64
@@ -74,8 +73,3 @@ def _pack(buffers: dict) -> dict:
         placed.append((offset, offset + size, first, last))
         offsets[vid] = offset
     return offsets
-
-
-def total_flops(graph) -> int:
-    return sum(OPS[v.op].cost(tuple(i.type for i in v.inputs), v.type).flops
-               for v in graph.nodes if v.op not in ("input", "param", "const"))

@@ -11,12 +11,13 @@ import os
 
 from ..codegen.numba_cpu import kernel_source
 from ..errors import CompileError
+from ..ir.ops import graph_flops
 from ..ir.text import to_text
 from ..ir.verify import verify
 from ..runtime.executable import Executable
 from .fusion import fuse as fuse_pass
 from .fusion import group_reads
-from .memory import plan_memory, total_flops
+from .memory import plan_memory
 from .schedule import schedule
 from .simplify import simplify
 
@@ -52,7 +53,7 @@ def compile(graph, target="cpu", fuse=True, remat="none", dump=None) -> Executab
         "n_loop_kernels": len(kernels),
         "n_library_calls": sum(1 for s in steps if s.kind == "library"),
         "n_values": len(g.nodes),
-        "flops": total_flops(g),
+        "flops": graph_flops(g),
         "peak_bytes": memory.peak_bytes,
         "arena_bytes": memory.arena_bytes,
         "recompute_flops": 0,

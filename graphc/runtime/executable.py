@@ -18,13 +18,19 @@ from ..ir.dot import to_dot
 from ..ir.interpret import bind_arguments
 from ..ir.ops import OPS
 
+def _python_slices(attrs) -> tuple:
+    """A ``slice`` op's attributes as Python slices (a negative stop means "through index 0")."""
+    return tuple(slice(b, e if e >= 0 else None, s) if len(range(b, e, s)) else slice(0, 0)
+                 for b, e, s in zip(attrs["starts"], attrs["stops"], attrs["steps"]))
+
+
+# op -> (how to prepare its attributes once, how to make the view each call)
 _VIEW = {
-    "stop_gradient": lambda a, x: x,
-    "broadcast_to": lambda a, x: np.broadcast_to(x, a["shape"]),
-    "transpose": lambda a, x: np.transpose(x, a["perm"]),
-    "reshape": lambda a, x: np.reshape(x, a["shape"]),
-    "slice": lambda a, x: x[tuple(slice(b, e if e >= 0 else None, s) if len(range(b, e, s)) else slice(0, 0)
-                                  for b, e, s in zip(a["starts"], a["stops"], a["steps"]))],
+    "stop_gradient": (None, lambda a, x: x),
+    "broadcast_to": (None, lambda a, x: np.broadcast_to(x, a["shape"])),
+    "transpose": (None, lambda a, x: np.transpose(x, a["perm"])),
+    "reshape": (None, lambda a, x: np.reshape(x, a["shape"])),
+    "slice": (_python_slices, lambda a, x: x[a]),
 }
 
 
@@ -64,7 +70,8 @@ class Executable:
     def _runner(self, group):
         if group.kind == "view":
             (v,) = group.roots
-            view, src, attrs = _VIEW[v.op], v.inputs[0].id, v.attrs
+            prepare, view = _VIEW[v.op]
+            src, attrs = v.inputs[0].id, (prepare(v.attrs) if prepare else v.attrs)
 
             def run_view(env):
                 env[v.id] = view(attrs, env[src])

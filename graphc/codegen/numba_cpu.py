@@ -72,9 +72,11 @@ def _tanh32(x):
 def _exp32(x):
     # Cephes' expf: x = n ln2 + r, e^r by a degree-5 polynomial, 2^n from exponent bits in two
     # halves (each a normal float), so overflow gives inf and underflow subnormals, then 0.
-    # Within 0.54 ulp of exp in float32; unlike a call to math.exp, it vectorizes.
+    # All in float32, within 0.98 ulp of exp (as Eigen's and XLA's); unlike a call to math.exp,
+    # it vectorizes. n = round(x / ln2) by the 1.5 * 2^23 trick: math.floor gives an int64,
+    # and evaluating in float64 halves the lanes (0.54 ulp, but 8.6 instead of 3.4 us on 6400).
     x = max(min(x, np.float32(89.0)), np.float32(-104.0))
-    n = math.floor(x * np.float32(1.44269504088896341) + np.float32(0.5))
+    n = (x * np.float32(1.44269504088896341) + np.float32(12582912.0)) - np.float32(12582912.0)
     r = x - n * np.float32(0.693359375) + n * np.float32(2.12194440e-4)
     p = np.float32(1.9875691500e-4)
     p = p * r + np.float32(1.3981999507e-3)

@@ -49,6 +49,7 @@ class Executable:
         self._consts = {v.id: v.attrs["value"] for v in graph.nodes if v.op == "const"}
         self._runners = [self._runner(g) for g in steps]
         self._outputs = list(graph.outputs.items())
+        self._arguments = graph.arguments
         self._out_by_value = {}  # value id -> caller buffer, during a call with out=
 
     def report(self) -> str:
@@ -88,23 +89,37 @@ class Executable:
 
             def run_library(env):
                 out = env[v.id] = self._buffer(v)
-                out[...] = reference(attrs, *(env[i] for i in ins))
+                with np.errstate(all="ignore"):  # IEEE results, as the interpreter gives
+                    out[...] = reference(attrs, *(env[i] for i in ins))
             return run_library
         ks = self.kernels[group.name]
         fn = load_kernel(ks.source)
-        outs = list(zip(ks.outputs, ks.out_shapes))
-        ins = [(b.id, shape) for b, shape in zip(ks.inputs, ks.in_shapes)]
-        unsealed = [True]
+        fresh = self.memory.fresh
+        # each argument: an arena slot (shaped once, on the first call) or a value read per call
+        outs = [(v.id, shape, v.id in fresh) for v, shape in zip(ks.outputs, ks.out_shapes)]
+        ins = [(b.id, shape, b.id in self.memory.offsets) for b, shape in zip(ks.inputs, ks.in_shapes)]
+        fixed = None
+        unsealed = True
 
         def run_kernel(env):
+            nonlocal fixed, unsealed
+            if fixed is None:
+                fixed = {i: self._slots[i].reshape(shape) for i, shape, in_arena in ins if in_arena}
+                fixed.update((i, self._slots[i].reshape(shape)) for i, shape, is_fresh in outs if not is_fresh)
             args = []
-            for v, shape in outs:
-                buf = env[v.id] = self._buffer(v)
-                args.append(buf.reshape(shape))
-            args += [env[i].reshape(shape) for i, shape in ins]
+            for i, shape, is_fresh in outs:
+                if is_fresh:
+                    buf = env[i] = self._buffer(self.graph.nodes[i])
+                    args.append(buf.reshape(shape))
+                else:
+                    env[i] = self._slots[i]
+                    args.append(fixed[i])
+            for i, shape, in_arena in ins:
+                a = fixed[i] if in_arena else env[i]
+                args.append(a if a.shape == shape else a.reshape(shape))
             fn(*args)
-            if unsealed[0]:  # numba has now written (or loaded) its cache files for this kernel
-                unsealed[0] = False
+            if unsealed:  # numba has now written (or loaded) its cache files for this kernel
+                unsealed = False
                 seal(ks.source)
         return run_kernel
 
@@ -168,11 +183,10 @@ class Executable:
         arrays (no allocation, no page faults for big outputs) and returns them."""
         env = self._env(arrays)
         out = dict(out or {})
-        self._out_by_value = self._check_out(out, env)
+        self._out_by_value = self._check_out(out, env) if out else {}
         try:
-            with np.errstate(all="ignore"):
-                for run in self._runners:
-                    run(env)
+            for run in self._runners:
+                run(env)
             return self._results(env, out)
         finally:
             self._out_by_value = {}
@@ -185,12 +199,11 @@ class Executable:
         env = self._env(arrays)
         rows = []
         start = time.perf_counter()
-        with np.errstate(all="ignore"):
-            for group, run in zip(self.steps, self._runners):
-                t = time.perf_counter()
-                run(env)
-                rows.append({"step": group.name, "kind": group.kind, "time_s": time.perf_counter() - t,
-                             "ops": [v.op for v in group.values]})
+        for group, run in zip(self.steps, self._runners):
+            t = time.perf_counter()
+            run(env)
+            rows.append({"step": group.name, "kind": group.kind, "time_s": time.perf_counter() - t,
+                         "ops": [v.op for v in group.values]})
         total = time.perf_counter() - start
         self._results(env, {})
         return {"time_s": total, "peak_bytes": self.memory.peak_bytes, "kernels": rows}

@@ -9,7 +9,7 @@
 """
 
 from .errors import ArgumentError, CompileError, DataError, DTypeError, GraphcError, GraphError, ShapeError
-from .ir.build import (abs, add, argmax, argmin, broadcast_to, cast, concat, cos, div, eq, erf, exp,
+from .ir.build import (abs, add, argmax, argmin, broadcast_to, cast, checkpoint, concat, cos, div, eq, erf, exp,
                        expm1, ge, gt, le, log, log1p, lt, matmul, max, maximum, mean, min, minimum,
                        mul, ne, neg, one_hot, pad, pow, reciprocal, relu, reshape, rsqrt, sigmoid, sign,
                        scatter_add, sin, softplus, sqrt, square, stop_gradient, sub, sum, take_along_axis, tanh,

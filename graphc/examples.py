@@ -1,6 +1,7 @@
 """Example graphs used by the demo, the tests and the benchmarks."""
 
 from .ir.build import matmul, sigmoid, sum
+from .ir.composites import gelu, layer_norm, mean
 from .ir.graph import Graph
 
 
@@ -21,3 +22,14 @@ def sgd_step(grad_graph, lr: float):
     for name, p in grad_graph.params.items():
         grad_graph.output(f"new_{name}", p - lr * grad_graph.outputs[f"grad_{name}"])
     return grad_graph
+
+
+def residual_mlp(blocks=32, width=256, batch=4096, dtype="float32") -> Graph:
+    """An activation-dominated model, as real rematerialization targets are: ``blocks``
+    residual blocks ``h = h + gelu(layer_norm(h) @ w_i)``, loss ``mean(h**2)``."""
+    g = Graph("residual_mlp")
+    h = g.input("x", (batch, width), dtype)
+    for i in range(blocks):
+        h = h + gelu(matmul(layer_norm(h), g.param(f"w{i}", (width, width), dtype)))
+    g.output("loss", mean(h * h))
+    return g

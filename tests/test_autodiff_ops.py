@@ -337,8 +337,17 @@ def scatter_case(draw):
     return Case(lambda g, u, i: gc.scatter_add(u, i, axis, size), {"u": real(rng, shape), "i": idx})
 
 
+@st.composite
+def checkpoint_case(draw):
+    """An identity for values and gradients, however it is marked."""
+    rng = np.random.default_rng(draw(seeds))
+    save = draw(st.booleans())
+    return Case(lambda g, x: gc.checkpoint(gc.tanh(x), save=save) * x, {"x": real(rng, draw(shapes()))})
+
+
 CASES = {
     **{op: unary_case(op) for op in UNARY_DOMAINS},
+    "checkpoint": checkpoint_case(),
     **{op: binary_case(op) for op in BINARY_DOMAINS},
     "where": where_case(),
     "cast": cast_case(),

@@ -54,8 +54,8 @@ def test_compile_prints_the_report_and_dumps_every_pass(model):
     kernels = re.findall(r"^\s+(k\d+)\s+loop", r.stdout, re.M)
     assert kernels
     dumped = sorted(p.name for p in (model / "ir").iterdir())
-    assert dumped[:5] == ["0-input.txt", "1-simplify.txt", "2-fuse.txt", "3-schedule.txt", "4-memory.txt"]
-    assert {f"5-codegen-{k}.py" for k in kernels} <= set(dumped)
+    assert dumped[:6] == ["0-input.txt", "1-simplify.txt", "2-remat.txt", "3-fuse.txt", "4-schedule.txt", "5-memory.txt"]
+    assert {f"6-codegen-{k}.py" for k in kernels} <= set(dumped)
     for name in dumped[:5]:
         gc.verify(gc.from_text((model / "ir" / name).read_text()))
 

@@ -25,8 +25,8 @@ FLOATS = ("float32", "float64")
 INTS = ("int32", "int64")
 
 FLOAT_UNARY = ("neg", "exp", "log", "sqrt", "rsqrt", "abs", "sign", "tanh", "sigmoid", "relu", "square",
-               "reciprocal", "sin", "cos", "log1p", "expm1", "softplus", "erf", "stop_gradient")
-INT_UNARY = ("neg", "abs", "sign", "relu", "square", "stop_gradient")
+               "reciprocal", "sin", "cos", "log1p", "expm1", "softplus", "erf", "stop_gradient", "checkpoint")
+INT_UNARY = ("neg", "abs", "sign", "relu", "square", "stop_gradient", "checkpoint")
 FLOAT_BINARY = ("add", "sub", "mul", "div", "pow", "maximum", "minimum")
 INT_BINARY = ("add", "sub", "mul", "pow", "maximum", "minimum")
 COMPARES = ("lt", "le", "gt", "ge", "eq", "ne")

@@ -2,6 +2,7 @@
 state between calls, ``stats``, ``report()``, ``graph``, ``profile()``, and the IR dumps."""
 
 import os
+import warnings
 import re
 
 import numpy as np
@@ -262,17 +263,17 @@ def test_profile(net):
 # ---------------------------------------------------------------- dumps
 
 
-PASS_FILES = ("0-input.txt", "1-simplify.txt", "2-fuse.txt", "3-schedule.txt", "4-memory.txt")
+PASS_FILES = ("0-input.txt", "1-simplify.txt", "2-remat.txt", "3-fuse.txt", "4-schedule.txt", "5-memory.txt")
 
 
 def _check_dump(directory, graph, fn):
     files = sorted(os.listdir(directory))
     for f in PASS_FILES:
         assert f in files, f"{f} not dumped (got {files})"
-    codegen = {f for f in files if f.startswith("5-codegen-")}
-    assert codegen == {f"5-codegen-{name}.py" for name in fn.kernels}
+    codegen = {f for f in files if f.startswith("6-codegen-")}
+    assert codegen == {f"6-codegen-{name}.py" for name in fn.kernels}
     for name, ks in fn.kernels.items():
-        with open(os.path.join(directory, f"5-codegen-{name}.py"), encoding="utf-8") as fh:
+        with open(os.path.join(directory, f"6-codegen-{name}.py"), encoding="utf-8") as fh:
             assert fh.read() == ks.source
     for f in PASS_FILES:
         with open(os.path.join(directory, f), encoding="utf-8") as fh:
@@ -281,7 +282,7 @@ def _check_dump(directory, graph, fn):
         gc.verify(parsed)
         want = graph if f == "0-input.txt" else fn.graph
         assert gc.to_text(parsed) == gc.to_text(want), f"{f} does not parse back to the graph"
-    with open(os.path.join(directory, "4-memory.txt"), encoding="utf-8") as fh:
+    with open(os.path.join(directory, "5-memory.txt"), encoding="utf-8") as fh:
         assert "#" in fh.read()  # annotated
 
 
@@ -301,3 +302,16 @@ def test_graphc_dump_environment_variable(tmp_path, monkeypatch):
     monkeypatch.delenv("GRAPHC_DUMP")
     gc.compile(_net(), dump=None)
     assert sorted(os.listdir(tmp_path)) == ["envdump"]
+
+
+def test_overflow_in_a_matmul_gives_inf_without_a_warning():
+    g = gc.Graph("big")
+    a = g.input("a", (2, 2))
+    g.output("y", a @ a)
+    fn = gc.compile(g)
+    x = np.full((2, 2), 3e38, np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = fn(a=x)["y"]
+    assert np.all(np.isinf(out))
+    np.testing.assert_array_equal(out, gc.evaluate(g, a=x)["y"])

@@ -245,6 +245,20 @@ def test_where_broadcasts_condition_and_operands():
     check(out, np.where(c, a, np.float32(-1.0)), "float32")
 
 
+covers("checkpoint")
+
+
+@pytest.mark.parametrize("save", [True, False])
+@pytest.mark.parametrize("dtype", ALL)
+def test_checkpoint_is_an_identity_carrying_its_mark(dtype, save):
+    x = data(np.random.default_rng(0), (3, 2), dtype)
+    g, out = run(lambda v: gc.checkpoint(v, save=save), x)
+    (node,) = [v for v in g.nodes if v.op == "checkpoint"]
+    assert node.attrs == {"save": save}
+    check(out, x, dtype)
+    assert gc.to_text(gc.from_text(gc.to_text(g))) == gc.to_text(g)
+
+
 covers("cast")
 
 

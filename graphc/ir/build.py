@@ -102,6 +102,12 @@ def where(cond, a, b) -> Value:
     return _node("where", [cond, a, b])
 
 
+def checkpoint(x, save: bool = True) -> Value:
+    """``x``, marked for rematerialization: ``save=True`` keeps it for the backward under every
+    strategy; ``save=False`` never keeps it (it is recomputed where the backward needs it)."""
+    return _node("checkpoint", [_value("checkpoint", x)], save=bool(save))
+
+
 def cast(x, dtype) -> Value:
     """``x`` converted to ``dtype`` (no node when it already has it)."""
     dtype = dt.canonical(dtype)

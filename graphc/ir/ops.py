@@ -243,6 +243,9 @@ def _cast_infer(types, attrs):
     return TensorType(t.shape, attrs["dtype"])
 
 
+_register(OpDef("checkpoint", "elementwise", 1, _checked_unary("checkpoint", "any"), lambda attrs, x: x,
+                {"save": "bool"}, doc="identity that tells rematerialization to keep x for the backward "
+                                      "(save=true) or never to keep it (save=false)"))
 _register(OpDef("cast", "elementwise", 1, _cast_infer, lambda attrs, x: x.astype(attrs["dtype"]),
                 {"dtype": "dtype"}, flops_per_element=1, doc="convert to another dtype"))
 

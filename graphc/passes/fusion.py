@@ -1,7 +1,7 @@
 """Fusion: decide which values get a buffer and group the rest into loop kernels.
 
 Every op falls in one class:
-- view (broadcast_to, transpose, reshape, slice, and stop_gradient, an identity at run time):
+- view (broadcast_to, transpose, reshape, slice; stop_gradient and checkpoint, identities at run time):
   kernels read it by index arithmetic on the array underneath, so broadcasting never copies;
   a numpy view is made only where a library call or an output needs one;
 - elementwise (incl. cast, where, compares): fused into loop kernels;
@@ -29,12 +29,11 @@ Every reason a value was materialized, or two kernels were kept apart, goes to t
 
 from dataclasses import dataclass, field
 
-import networkx as nx
 
 from ..ir.ops import OPS
 
-VIEWS = ("broadcast_to", "transpose", "reshape", "slice", "stop_gradient")
-INDEXED_VIEWS = ("broadcast_to", "transpose", "slice", "stop_gradient")  # kernels read these by index arithmetic
+VIEWS = ("broadcast_to", "transpose", "reshape", "slice", "stop_gradient", "checkpoint")
+INDEXED_VIEWS = ("broadcast_to", "transpose", "slice", "stop_gradient", "checkpoint")  # kernels read these by index arithmetic
 LIBRARY = ("matmul", "concat", "pad", "take_along_axis", "scatter_add", "one_hot", "argmax", "argmin")
 SOURCES = ("input", "param", "const")
 
@@ -114,7 +113,30 @@ def _materialize_reasons(graph, users, fuse: bool) -> dict:
             why[v.id] = f"read by {u.op} %{u.id}, which needs a buffer"
         elif OPS[v.op].transcendental and len(users[v.id]) > 1:
             why[v.id] = f"transcendental read by {len(users[v.id])} ops: computed once, not duplicated"
+        elif len(users[v.id]) > 1 and len(full := _full_size_reads(v, why)) > 1:
+            why[v.id] = (f"read by {len(users[v.id])} ops, and inlining it would keep "
+                         f"{len(full)} arrays of its size alive for each ({', '.join(f'%{i}' for i in full)})")
     return why
+
+
+def _full_size_reads(v, materialized) -> list:
+    """Ids of the arrays as large as ``v`` that inlining ``v`` would read. Inlining a value
+    saves its buffer only while it reads at most one such array; a residual stream
+    ``h + f(h)`` inlined into every later block would keep every block's arrays alive."""
+    bases = set()
+    for leaf in _leaves(v, materialized):
+        while leaf.op in INDEXED_VIEWS:
+            leaf = leaf.inputs[0]
+        if leaf.op != "const" and leaf.size >= v.size:
+            bases.add(leaf.id)
+    return sorted(bases)
+
+
+def _leaves(root, materialized) -> list:
+    """What the inlined closure of ``root`` (``root`` included) reads from outside it."""
+    inside = {root.id} | {u.id for u in _inlined_closure(root, materialized)}
+    closure = [root] + _inlined_closure(root, materialized)
+    return [i for u in closure for i in u.inputs if i.id not in inside]
 
 
 def _inlined_closure(root, materialized) -> list:
@@ -129,7 +151,10 @@ def _inlined_closure(root, materialized) -> list:
     return sorted(seen.values(), key=lambda v: v.id)
 
 
-def fuse(graph, fuse: bool = True) -> Fusion:
+def fuse(graph, fuse: bool = True, late=frozenset(), early=frozenset()) -> Fusion:
+    """Group ``graph`` into kernels. A kernel computing a ``late`` value (a recomputation for
+    the backward) never merges into one computing only ``early`` values (the forward): that
+    would compute it in the forward again and keep it alive throughout."""
     users = _users(graph)
     materialized = _materialize_reasons(graph, users, fuse)
     groups = []
@@ -144,17 +169,44 @@ def fuse(graph, fuse: bool = True) -> Fusion:
                                 [f"%{v.id} {v.op}: {materialized[v.id]}"],
                                 reduction=v if cls == "reduction" else None))
     if fuse:
-        groups = _merge(groups)
+        groups = _merge(groups, set(late), set(early))
+        _keep_local(groups, users, materialized)
     return Fusion(groups, materialized)
+
+
+def _keep_local(groups, users, materialized) -> None:
+    """A value given a buffer so that several kernels could share it needs none when merging
+    put every reader in its own kernel: it stays a local of the loop (GELU's tanh: 64 MB)."""
+    read_outside = set().union(*(group_reads(g) for g in groups))
+    for g in groups:
+        if g.kind != "loop":
+            continue
+        inside = {v.id for v in g.values}
+        later = {i.id for v in g.row for i in v.inputs}
+        later |= {i.id for v in g.values if v.id in g.epilogue for i in v.inputs}
+        row = {v.id for v in g.row}
+        for root in list(g.roots):
+            why = materialized.get(root.id, "")
+            if (not why.startswith(("transcendental read by", "read by")) or "needs a buffer" in why
+                    or root is g.reduction or root.id in g.epilogue
+                    or root.id in read_outside or any(u.id not in inside for u in users[root.id])
+                    or (root.id in later and root.id not in row)):
+                continue
+            g.roots = [r for r in g.roots if r.id != root.id]
+            if root.id not in row:
+                g.inlined = sorted([*g.inlined, root], key=lambda v: v.id)
+            del materialized[root.id]
+            g.reasons.append(f"%{root.id} {root.op}: every reader is in this kernel, so it needs no buffer")
 
 
 def _how_to_merge(first: Group, later: Group):
     """How loop kernel ``later`` can join ``first`` (which comes before it), or None."""
     if first.kind != "loop" or later.kind != "loop":
         return None
-    if first.reduction is None and later.reduction is None:
-        return "sibling" if first.domain == later.domain else None
     reads = group_reads(later)
+    shared = _bases(first, group_reads(first)) & _bases(later, reads) or reads & {r.id for r in first.roots}
+    if first.reduction is None and later.reduction is None:
+        return "sibling" if first.domain == later.domain and shared else None
     if (first.reduction is not None and later.reduction is None and first.reduction.id in reads
             and later.domain == first.reduction.shape):
         return "epilogue"
@@ -164,8 +216,24 @@ def _how_to_merge(first: Group, later: Group):
             return "row epilogue"
     if (first.reduction is None) != (later.reduction is None) and first.domain == later.domain:
         after = set() if first.reduction is None else {first.reduction.id} | first.epilogue
-        return None if reads & after else "stored prologue"
+        after |= {v.id for v in first.row}  # the row pass runs after the reduction, too
+        return None if reads & after or not shared else "stored prologue"
     return None
+
+
+def _bases(group, reads) -> set:
+    """The arrays a group reads, looking through broadcasts, transposes and slices. Kernels
+    that read none in common gain nothing from one loop; merging would only move the later
+    one earlier and keep its results alive longer."""
+    by_id = {i.id: i for v in group.values for i in v.inputs}
+    bases = set()
+    for r in reads:
+        v = by_id[r]
+        while v.op in INDEXED_VIEWS:
+            v = v.inputs[0]
+        if not (v.op == "const" and v.ndim == 0):
+            bases.add(v.id)
+    return bases
 
 
 def _row_reduction(g) -> bool:
@@ -185,11 +253,10 @@ def _viewed(v, ids) -> bool:
     return False
 
 
-def _merge(groups) -> list:
+def _merge(groups, late: set, early: set) -> list:
     """Merge loop kernels pairwise (see the module docstring) while no kernel sits between."""
     producer = {v.id: i for i, g in enumerate(groups) for v in g.roots}
-    deps = nx.DiGraph()
-    deps.add_nodes_from(range(len(groups)))
+    deps = _Deps(len(groups))
     for i, g in enumerate(groups):
         for leaf in group_reads(g):
             if leaf in producer:
@@ -202,32 +269,109 @@ def _merge(groups) -> list:
             how = _how_to_merge(groups[j], g)
             if how is None:
                 continue
+            if late and _apart(groups[j], g, late, early):
+                g.reasons.append(f"not merged with {groups[j].name} ({how}): one recomputes for the "
+                                 f"backward, the other runs in the forward")
+                continue
             views = _views_between(groups, deps, j, i) if how == "row epilogue" else set()
-            if _path_through_other(deps, j, i, views):
+            if deps.path_through_other(j, i, views):
                 g.reasons.append(f"not merged with {groups[j].name} ({how}): another kernel runs between them")
                 continue
             _absorb(groups[j], g, how)
-            deps = nx.contracted_nodes(deps, j, i, self_loops=False)
-            deps.remove_edges_from([(m, j) for m in views])  # the merged kernel reads those views itself
+            deps.contract(j, i)
+            deps.remove_edges([(m, j) for m in views])  # the merged kernel reads those views itself
             merged[i] = j
             break
     return [g for i, g in enumerate(groups) if i not in merged]
+
+
+def _apart(a: Group, b: Group, late: set, early: set) -> bool:
+    ids_a, ids_b = {v.id for v in a.values}, {v.id for v in b.values}
+    return bool((ids_a & late and ids_b <= early) or (ids_b & late and ids_a <= early))
+
+
+class _Deps:
+    """The dependency DAG between groups (edges from lower to higher index), with every node's
+    ancestors kept as a bit set, so "is there a path through another kernel?" is a few big-int
+    ands instead of a graph search (a 32-block residual net's backward: 12 s -> well under 1)."""
+
+    def __init__(self, n: int):
+        self.preds = [set() for _ in range(n)]
+        self.succs = [set() for _ in range(n)]
+        self.anc = [0] * n
+
+    def add_edge(self, a: int, b: int) -> None:  # called in increasing b, so anc[a] is final
+        self.preds[b].add(a)
+        self.succs[a].add(b)
+        self.anc[b] |= self.anc[a] | 1 << a
+
+    def successors(self, a: int):
+        return self.succs[a]
+
+    def has_edge(self, a: int, b: int) -> bool:
+        return b in self.succs[a]
+
+    def path_through_other(self, a: int, b: int, allowed=frozenset()) -> bool:
+        """Is there a path a -> x -> ... -> b (or back) through some node x not in ``allowed``?"""
+        return self._via_other(a, b, allowed) or self._via_other(b, a, allowed)
+
+    def _via_other(self, a: int, b: int, allowed) -> bool:
+        for p in self.preds[b]:
+            if p == a:
+                continue
+            if p not in allowed and (self.anc[p] >> a) & 1:
+                return True
+            if p in allowed and self._via_other(a, p, allowed):
+                return True
+        return False
+
+    def contract(self, keep: int, gone: int) -> None:
+        """Merge node ``gone`` into ``keep`` (no other path joins them, so it stays a DAG)."""
+        for p in self.preds[gone]:
+            self.succs[p].discard(gone)
+            if p != keep:
+                self.succs[p].add(keep)
+                self.preds[keep].add(p)
+        for s in self.succs[gone]:
+            self.preds[s].discard(gone)
+            if s != keep:
+                self.preds[s].add(keep)
+                self.succs[keep].add(s)
+        self.preds[gone], self.succs[gone] = set(), set()
+        both = 1 << keep | 1 << gone
+        self.anc[keep] = (self.anc[keep] | self.anc[gone]) & ~both
+        self.anc[gone] = 0
+        for n, anc in enumerate(self.anc):
+            if anc & both:
+                self.anc[n] = (anc | self.anc[keep] | 1 << keep) & ~(1 << gone)
+
+    def remove_edges(self, edges) -> None:
+        """Drop edges and recompute every ancestor set (rare: only row epilogues do it)."""
+        if not edges:
+            return
+        for a, b in edges:
+            self.preds[b].discard(a)
+            self.succs[a].discard(b)
+        order, indegree = [], [len(p) for p in self.preds]
+        ready = [n for n, d in enumerate(indegree) if d == 0]
+        while ready:
+            n = ready.pop()
+            order.append(n)
+            for s in self.succs[n]:
+                indegree[s] -= 1
+                if indegree[s] == 0:
+                    ready.append(s)
+        self.anc = [0] * len(self.anc)
+        for n in order:
+            for p in self.preds[n]:
+                self.anc[n] |= self.anc[p] | 1 << p
 
 
 def _views_between(groups, deps, a, b) -> set:
     """View steps that re-broadcast what kernel ``a`` computes straight into kernel ``b``."""
     results = {groups[a].reduction.id} | groups[a].epilogue
     return {m for m in deps.successors(a) if groups[m].kind == "view" and deps.has_edge(m, b)
-            and _viewed(groups[m].roots[0], results) and not _path_through_other(deps, m, b)}
-
-
-def _path_through_other(deps, a, b, allowed=frozenset()) -> bool:
-    """Is there a path a -> x -> ... -> b (or back) through some other node x not in ``allowed``?"""
-    for src, dst in ((a, b), (b, a)):
-        for mid in deps.successors(src):
-            if mid != dst and mid not in allowed and nx.has_path(deps, mid, dst):
-                return True
-    return False
+            and _viewed(groups[m].roots[0], results) and not deps.path_through_other(m, b)}
 
 
 def _absorb(into: Group, g: Group, how: str) -> None:

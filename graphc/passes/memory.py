@@ -4,8 +4,10 @@ Loop kernels and library calls write buffers; views and inputs need none. A buff
 from the step that writes it to the last step that reads it, directly or through a view of it.
 Graph outputs are returned to the caller, so they are fresh arrays each call; every other
 buffer gets a fixed offset in one arena, allocated once per executable, packed so that buffers
-whose lifetimes overlap never overlap in memory (first fit, largest first, 64-byte aligned).
-The planned peak counts the arena's live bytes and the outputs made so far, step by step.
+whose lifetimes overlap never overlap in memory (first fit, 64-byte aligned; the smallest of a
+few placement orders). The planned peak is what a call holds at its fullest: the arena plus
+the outputs. ``live_bytes`` is the timeline of bytes in use after each step; its maximum is
+the least any packing could reach.
 """
 
 from dataclasses import dataclass
@@ -23,6 +25,7 @@ class MemoryPlan:
     arena_bytes: int
     peak_bytes: int
     live_bytes: list  # planned live bytes after each step
+    output_bytes: int = 0
 
 
 def _base(v):
@@ -52,18 +55,43 @@ def plan_memory(graph, steps) -> MemoryPlan:
             last[base.id] = len(steps)
     lifetimes = {vid: (k, last[vid]) for vid, (k, _) in writes.items()}
     fresh = {vid for vid in writes if vid in outputs}
-    offsets = _pack({vid: (lifetimes[vid], by_id[vid].type.nbytes) for vid in writes if vid not in fresh})
-    arena = max((offsets[vid] + by_id[vid].type.nbytes for vid in offsets), default=0)
+    buffers = {vid: (lifetimes[vid], by_id[vid].type.nbytes) for vid in writes if vid not in fresh}
+    orders = (lambda kv: (-kv[1][1], kv[0]), lambda kv: (kv[1][0][0], -kv[1][1]),
+              lambda kv: (-(kv[1][0][1] - kv[1][0][0]) * kv[1][1], kv[0]))
+    offsets = min((_pack(buffers, order) for order in orders), key=lambda o: _extent(o, by_id))
+    arena = _extent(offsets, by_id)
+    outputs = sum(by_id[vid].type.nbytes for vid in fresh)
     live = [sum(by_id[vid].type.nbytes for vid, (a, b) in lifetimes.items()
                 if a <= k and (b >= k or vid in fresh)) for k in range(len(steps))]
-    return MemoryPlan(offsets, fresh, lifetimes, arena, max(live, default=0), live)
+    return MemoryPlan(offsets, fresh, lifetimes, arena, arena + outputs, live, outputs)
 
 
-def _pack(buffers: dict) -> dict:
-    """First-fit offsets, largest buffers first; buffers live at once never overlap."""
+def _extent(offsets: dict, by_id) -> int:
+    return max((offsets[vid] + by_id[vid].type.nbytes for vid in offsets), default=0)
+
+
+def saved_bytes(graph, steps, memory) -> int:
+    """Bytes of forward buffers that backward steps read: the activations kept for the backward."""
+    from .remat import forward_ids
+
+    forward = forward_ids(graph)
+    by_id = {v.id: v for v in graph.nodes}
+    saved = set()
+    for g in steps:
+        if g.kind == "view" or all(v.id in forward for v in g.values):
+            continue
+        for leaf in group_reads(g):
+            base = _base(by_id[leaf])
+            if base.id in forward and (base.id in memory.offsets or base.id in memory.fresh):
+                saved.add(base.id)
+    return sum(by_id[vid].type.nbytes for vid in saved)
+
+
+def _pack(buffers: dict, order) -> dict:
+    """First-fit offsets in the given order; buffers live at once never overlap."""
     placed = []  # (offset, end, first, last)
     offsets = {}
-    for vid, ((first, last), size) in sorted(buffers.items(), key=lambda kv: (-kv[1][1], kv[0])):
+    for vid, ((first, last), size) in sorted(buffers.items(), key=order):
         clashes = sorted((o, e) for o, e, f, l in placed if f <= last and first <= l)
         offset = 0
         for o, e in clashes:

@@ -1,6 +1,6 @@
 """``compile``: the pass pipeline from a graph to an executable.
 
-verify -> simplify -> fuse -> schedule -> memory plan -> codegen. Each pass takes the IR (and
+verify -> simplify -> remat -> fuse -> schedule -> memory plan -> codegen. Each pass takes the IR (and
 the annotations of the passes before it) and returns the same; with ``dump=DIR`` (or the
 environment variable ``GRAPHC_DUMP``) the text IR after every pass is written to DIR, annotated
 with the kernel each value belongs to and the arena offset of each buffer, together with every
@@ -17,37 +17,40 @@ from ..ir.verify import verify
 from ..runtime.executable import Executable
 from .fusion import fuse as fuse_pass
 from .fusion import group_reads
-from .memory import plan_memory
+from .memory import plan_memory, saved_bytes
+from .remat import STRATEGIES, forward_ids, rematerialize
 from .schedule import schedule
 from .simplify import simplify
 
 TARGETS = ("cpu",)
-REMAT = ("none",)
 
 
 def compile(graph, target="cpu", fuse=True, remat="none", dump=None) -> Executable:
     """Compile ``graph`` into an executable: ``fn(**arrays) -> {output: ndarray}``."""
     if target not in TARGETS:
         raise CompileError(f"target {target!r} is not available; graphc compiles for {', '.join(TARGETS)}")
-    if remat not in REMAT:
-        raise CompileError(f"remat {remat!r} is not available; this graphc offers {', '.join(REMAT)}")
+    if not isinstance(remat, str) or remat not in STRATEGIES:
+        raise CompileError(f"remat {remat!r} is not a strategy; choose one of {', '.join(STRATEGIES)}")
     dump = dump or os.environ.get("GRAPHC_DUMP")
     log = _Dump(dump)
     verify(graph)
     log.write("0-input", to_text(graph))
     g = simplify(graph)
     log.write("1-simplify", to_text(g))
-    fusion = fuse_pass(g, fuse)
-    log.write("2-fuse", to_text(g, notes=_group_notes(fusion.groups)))
+    re = rematerialize(g, remat)
+    g = re.graph
+    log.write("2-remat", to_text(g, notes=_remat_notes(re)))
+    fusion = fuse_pass(g, fuse, late=set(re.recomputed), early=forward_ids(g) if re.recomputed else set())
+    log.write("3-fuse", to_text(g, notes=_group_notes(fusion.groups)))
     steps = schedule(g, fusion)
-    log.write("3-schedule", to_text(g, notes=_group_notes(steps)))
+    log.write("4-schedule", to_text(g, notes=_group_notes(steps)))
     memory = plan_memory(g, steps)
-    log.write("4-memory", to_text(g, notes=_memory_notes(g, memory, steps)))
+    log.write("5-memory", to_text(g, notes=_memory_notes(g, memory, steps)))
     by_id = {v.id: v for v in g.nodes}
     kernels = {s.name: kernel_source(s, [by_id[i] for i in sorted(group_reads(s))])
                for s in steps if s.kind == "loop"}
     for name, ks in kernels.items():
-        log.write(f"5-codegen-{name}", ks.source)
+        log.write(f"6-codegen-{name}", ks.source)
     stats = {
         "n_kernels": sum(1 for s in steps if s.kind != "view"),
         "n_loop_kernels": len(kernels),
@@ -56,7 +59,10 @@ def compile(graph, target="cpu", fuse=True, remat="none", dump=None) -> Executab
         "flops": graph_flops(g),
         "peak_bytes": memory.peak_bytes,
         "arena_bytes": memory.arena_bytes,
-        "recompute_flops": 0,
+        "saved_bytes": saved_bytes(g, steps, memory),
+        "recompute_flops": re.recompute_flops,
+        "forward_flops": re.forward_flops,
+        "remat": remat,
     }
     return Executable(g, steps, kernels, memory, stats, _report(graph, g, steps, memory, stats))
 
@@ -72,6 +78,12 @@ class _Dump:
             suffix = ".py" if "codegen" in name else ".txt"
             with open(os.path.join(self.directory, name + suffix), "w", encoding="utf-8") as f:
                 f.write(text)
+
+
+def _remat_notes(re) -> dict:
+    notes = {vid: "kept for the backward" for vid in re.kept}
+    notes.update({vid: f"recomputes %{old}" for vid, old in re.recomputed.items()})
+    return notes
 
 
 def _group_notes(groups) -> dict:
@@ -94,12 +106,14 @@ def _memory_notes(graph, memory, steps) -> dict:
 
 def _report(source, g, steps, memory, stats) -> str:
     lines = [f"graphc compile report: graph {source.name!r}",
-             f"  passes: verify, simplify ({len(source.nodes)} -> {len(g.nodes)} values), fuse, schedule, "
+             f"  passes: verify, simplify, remat ({len(source.nodes)} -> {len(g.nodes)} values), fuse, schedule, "
              f"memory plan, codegen (numba cpu)",
              f"  steps: {len(steps)} ({stats['n_loop_kernels']} fused loop kernels, "
              f"{stats['n_library_calls']} library calls, {len(steps) - stats['n_kernels']} views)",
              f"  flops: {stats['flops']:,}   planned peak: {stats['peak_bytes']:,} bytes "
-             f"(arena {stats['arena_bytes']:,} bytes)", "", "  schedule:"]
+             f"(arena {stats['arena_bytes']:,} bytes)",
+             f"  remat {stats['remat']!r}: {stats['saved_bytes']:,} bytes kept for the backward, "
+             f"{stats['recompute_flops']:,} flops recomputed", "", "  schedule:"]
     for s in steps:
         if s.kind == "view":
             continue

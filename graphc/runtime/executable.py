@@ -9,6 +9,7 @@ are only ever read.
 """
 
 import time
+import tracemalloc
 
 import numpy as np
 
@@ -27,6 +28,7 @@ def _python_slices(attrs) -> tuple:
 # op -> (how to prepare its attributes once, how to make the view each call)
 _VIEW = {
     "stop_gradient": (None, lambda a, x: x),
+    "checkpoint": (None, lambda a, x: x),
     "broadcast_to": (None, lambda a, x: np.broadcast_to(x, a["shape"])),
     "transpose": (None, lambda a, x: np.transpose(x, a["perm"])),
     "reshape": (None, lambda a, x: np.reshape(x, a["shape"])),
@@ -46,6 +48,7 @@ class Executable:
         self._report = report_text
         self._arena = None
         self._slots = {}  # value id -> its view of the arena, made with the arena
+        self._generation = 0  # which arena the kernels' shaped views belong to
         self._consts = {v.id: v.attrs["value"] for v in graph.nodes if v.op == "const"}
         self._runners = [self._runner(g) for g in steps]
         self._outputs = list(graph.outputs.items())
@@ -89,8 +92,7 @@ class Executable:
 
             def run_library(env):
                 out = env[v.id] = self._buffer(v)
-                with np.errstate(all="ignore"):  # IEEE results, as the interpreter gives
-                    out[...] = reference(attrs, *(env[i] for i in ins))
+                out[...] = reference(attrs, *(env[i] for i in ins))
             return run_library
         ks = self.kernels[group.name]
         fn = load_kernel(ks.source)
@@ -98,12 +100,13 @@ class Executable:
         # each argument: an arena slot (shaped once, on the first call) or a value read per call
         outs = [(v.id, shape, v.id in fresh) for v, shape in zip(ks.outputs, ks.out_shapes)]
         ins = [(b.id, shape, b.id in self.memory.offsets) for b, shape in zip(ks.inputs, ks.in_shapes)]
-        fixed = None
+        fixed, generation = None, -1
         unsealed = True
 
         def run_kernel(env):
-            nonlocal fixed, unsealed
-            if fixed is None:
+            nonlocal fixed, generation, unsealed
+            if generation != self._generation:
+                generation = self._generation
                 fixed = {i: self._slots[i].reshape(shape) for i, shape, in_arena in ins if in_arena}
                 fixed.update((i, self._slots[i].reshape(shape)) for i, shape, is_fresh in outs if not is_fresh)
             args = []
@@ -127,6 +130,7 @@ class Executable:
 
     def _env(self, arrays):
         if self._arena is None:
+            self._generation += 1
             self._arena = np.empty(max(self.memory.arena_bytes, 1), dtype=np.uint8)
             for vid, offset in self.memory.offsets.items():
                 v = self.graph.nodes[vid]
@@ -185,8 +189,9 @@ class Executable:
         out = dict(out or {})
         self._out_by_value = self._check_out(out, env) if out else {}
         try:
-            for run in self._runners:
-                run(env)
+            with np.errstate(all="ignore"):  # IEEE results from BLAS and numpy, as the interpreter gives
+                for run in self._runners:
+                    run(env)
             return self._results(env, out)
         finally:
             self._out_by_value = {}
@@ -195,15 +200,30 @@ class Executable:
         return self.run(arrays)
 
     def profile(self, **arrays) -> dict:
-        """One call timed step by step: {"time_s", "peak_bytes" (planned), "kernels": [...]}."""
-        env = self._env(arrays)
-        rows = []
-        start = time.perf_counter()
-        for group, run in zip(self.steps, self._runners):
-            t = time.perf_counter()
-            run(env)
-            rows.append({"step": group.name, "kind": group.kind, "time_s": time.perf_counter() - t,
-                         "ops": [v.op for v in group.values]})
-        total = time.perf_counter() - start
-        self._results(env, {})
-        return {"time_s": total, "peak_bytes": self.memory.peak_bytes, "kernels": rows}
+        """One call, measured: ``time_s`` and each step's time, and ``peak_bytes``, the high-water
+        mark of allocations during the call (``tracemalloc``, which numpy reports to), with the
+        arena allocated afresh inside the call, next to ``planned_peak_bytes``."""
+        tracing = tracemalloc.is_tracing()
+        if not tracing:
+            tracemalloc.start()
+        try:
+            self._arena = None  # allocated again, inside the measurement
+            before = tracemalloc.get_traced_memory()[0]
+            tracemalloc.reset_peak()
+            env = self._env(arrays)
+            rows = []
+            start = time.perf_counter()
+            with np.errstate(all="ignore"):
+                for group, run in zip(self.steps, self._runners):
+                    t = time.perf_counter()
+                    run(env)
+                    rows.append({"step": group.name, "kind": group.kind, "time_s": time.perf_counter() - t,
+                                 "ops": [v.op for v in group.values]})
+            total = time.perf_counter() - start
+            self._results(env, {})
+            peak = tracemalloc.get_traced_memory()[1] - before
+        finally:
+            if not tracing:
+                tracemalloc.stop()
+        return {"time_s": total, "peak_bytes": peak, "planned_peak_bytes": self.memory.peak_bytes,
+                "kernels": rows}

@@ -1,0 +1,215 @@
+"""Rematerialization: keep fewer forward activations for the backward, recompute the rest.
+
+The *forward* of a graph is every value its scalar float outputs (its losses) need; everything
+else is the *backward*. An *activation* is a forward value that a backward op reads. A strategy
+chooses which forward values to keep; every activation not kept is recomputed for the backward
+by clones of its forward computation, starting from kept values and graph arguments. Each
+clone is placed just before the first backward op that needs it, so the schedule computes it
+late, when it is needed. Clones are new values made after CSE ran, so nothing merges them back
+into the originals, and fusion fuses recomputed elementwise work into the backward's kernels.
+
+Recomputed values are bit-identical to the originals: a clone is the same op on the same
+operands, and the kernels compute every intermediate in its IR dtype whatever they are fused
+with (reassociation is confined to reduction accumulators, see ``codegen``).
+
+Strategies (``compile(g, remat=...)``):
+- ``"none"``: keep everything (what fusion stores).
+- ``"sqrt"``: Chen et al. 2016. The values every path from the data inputs to the loss passes
+  through (the loss's dominators: the residual stream of a residual net) form the spine; about
+  sqrt(n) of them, evenly spaced, are kept and everything between is recomputed, segment by
+  segment during the backward: at most one extra forward.
+- ``"mincut"``: keep the fewest bytes that separate the forward from the backward (a networkx
+  minimum cut, the idea of PyTorch's min-cut partitioner). Matmuls, reductions, library ops
+  and the spine are never recomputed; elementwise ops and views are.
+
+``gc.checkpoint(x)`` keeps ``x`` under every strategy; ``gc.checkpoint(x, save=False)`` never
+keeps it.
+"""
+
+import math
+from dataclasses import dataclass, field
+
+import networkx as nx
+
+from ..errors import CompileError
+from ..ir.graph import Graph
+from .fusion import SOURCES, VIEWS, op_class
+
+STRATEGIES = ("none", "sqrt", "mincut")
+
+
+@dataclass
+class Remat:
+    """What the pass did: the rewritten graph and which forward values it keeps or recomputes."""
+
+    strategy: str
+    graph: Graph
+    kept: list = field(default_factory=list)  # ids (in the rewritten graph) of activations kept
+    recomputed: dict = field(default_factory=dict)  # clone id -> id of the forward value it recomputes
+    recompute_flops: int = 0
+    forward_flops: int = 0
+
+
+def forward_ids(graph) -> set:
+    """Ids of the forward: the values the graph's scalar float outputs need."""
+    stack = [v for v in graph.outputs.values() if v.shape == () and v.dtype.startswith("float")]
+    seen = set()
+    while stack:
+        v = stack.pop()
+        if v.id not in seen:
+            seen.add(v.id)
+            stack.extend(v.inputs)
+    return seen
+
+
+def activation_ids(graph, forward: set) -> list:
+    """Forward values (not graph arguments or constants) that backward ops read."""
+    read = {i.id for v in graph.nodes if v.id not in forward for i in v.inputs}
+    return sorted(i for i in read if i in forward and graph.nodes[i].op not in SOURCES)
+
+
+def _base(v):
+    while v.op in VIEWS:
+        v = v.inputs[0]
+    return v
+
+
+def marks(graph) -> dict:
+    """value id -> True (always keep) / False (never keep), from ``checkpoint`` ops."""
+    return {_base(v.inputs[0]).id: v.attrs["save"] for v in graph.nodes if v.op == "checkpoint"}
+
+
+def rematerialize(graph, strategy="none") -> Remat:
+    """Apply ``strategy``; the result's graph computes the same outputs, bit for bit."""
+    if strategy not in STRATEGIES:
+        raise CompileError(f"remat {strategy!r} is not a strategy; choose one of {', '.join(STRATEGIES)}")
+    forward = forward_ids(graph)
+    fwd_flops = sum(_flops(graph.nodes[i]) for i in forward)
+    needed = activation_ids(graph, forward)
+    if strategy == "none" or not needed:
+        return Remat(strategy, graph, needed, {}, 0, fwd_flops)
+    choose = {"sqrt": _sqrt_keep, "mincut": _mincut_keep}[strategy]
+    keep = choose(graph, forward, needed)
+    for vid, save in marks(graph).items():
+        if vid in forward:
+            (keep.add if save else keep.discard)(vid)
+    return _rewrite(graph, forward, needed, keep, strategy, fwd_flops)
+
+
+def _flops(v) -> int:
+    if v.op in SOURCES:
+        return 0
+    from ..ir.ops import OPS
+
+    return OPS[v.op].cost(tuple(i.type for i in v.inputs), v.type).flops
+
+
+# ------------------------------------------------------------------ strategies
+
+
+def _sqrt_keep(graph, forward: set, needed: list) -> set:
+    """Keep about sqrt(n) evenly spaced values of the spine (see the module docstring)."""
+    spine = _spine(graph, forward) or needed
+    segments = max(1, math.isqrt(len(spine) - 1) + 1) if spine else 1  # ceil(sqrt(n))
+    step = len(spine) / segments
+    return {spine[round(k * step) - 1] for k in range(1, segments)}
+
+
+def _spine(graph, forward: set) -> list:
+    """The forward values that dominate the loss from the data inputs, in graph order."""
+    dag = nx.DiGraph()
+    root = "inputs"
+    dag.add_node(root)
+    for v in graph.nodes:
+        if v.id not in forward:
+            continue
+        if v.op == "input":
+            dag.add_edge(root, v.id)
+        for i in v.inputs:
+            if i.id in forward and i.op not in ("param", "const"):
+                dag.add_edge(i.id, v.id)
+    losses = [v.id for v in graph.outputs.values() if v.id in forward and v.shape == ()]
+    sink = "loss"
+    for loss in losses:
+        dag.add_edge(loss, sink)
+    if not nx.has_path(dag, root, sink):
+        return []
+    idom = nx.immediate_dominators(dag, root)
+    spine, v = [], idom[sink]
+    while v != root:
+        if graph.nodes[v].op not in SOURCES and op_class(graph.nodes[v]) != "view":
+            spine.append(v)
+        v = idom[v]
+    return sorted(spine)
+
+
+_NEVER_RECOMPUTED = ("library", "reduction")
+
+
+def _mincut_keep(graph, forward: set, needed: list) -> set:
+    """The cheapest set of bytes to keep that cuts every path from the graph's arguments to
+    the backward's reads, recomputing only elementwise ops and views, and never the spine:
+    recomputing a residual stream value needs the one before it, so the backward would
+    recompute the whole stream at its start and hold it throughout."""
+    spine = set(_spine(graph, forward))
+    net = nx.DiGraph()
+    src, snk = "src", "snk"
+    for vid in sorted(forward):
+        v = graph.nodes[vid]
+        if _free(v):  # at hand in the backward as in the forward: not part of the network
+            continue
+        savable = op_class(v) != "view"
+        net.add_edge(("in", vid), ("out", vid), **({"capacity": v.type.nbytes} if savable else {}))
+        if op_class(v) in _NEVER_RECOMPUTED or vid in spine:
+            net.add_edge(src, ("in", vid))  # computed by the forward only: keep it or what it feeds
+        for i in v.inputs:
+            if not _free(i):
+                net.add_edge(("out", i.id), ("in", vid))
+    for vid in needed:
+        if not _free(graph.nodes[vid]):
+            net.add_edge(("out", vid), snk)
+    _, (reachable, _) = nx.minimum_cut(net, src, snk)
+    return {vid for kind, vid in (n for n in reachable if isinstance(n, tuple))
+            if kind == "in" and ("out", vid) not in reachable}
+
+
+def _free(v) -> bool:
+    """Arguments, constants and views of them: at hand without keeping anything."""
+    return v.op in SOURCES or (op_class(v) == "view" and _free(v.inputs[0]))
+
+
+# ------------------------------------------------------------------ the rewrite
+
+
+def _rewrite(graph, forward: set, needed: list, keep: set, strategy: str, fwd_flops: int) -> Remat:
+    """A new graph: the forward as it was, then the backward with clones of every activation
+    not kept, each emitted just before the first backward value that reads it."""
+    new = Graph(graph.name)
+    twin = {}  # old id -> new value
+    clone = {}  # old forward id -> new clone
+    recomputed = {}
+
+    def available(v) -> bool:
+        return v.op in SOURCES or v.id in keep or (op_class(v) == "view" and available(v.inputs[0]))
+
+    def recompute(v):
+        """``v`` for the backward: the forward value itself, or its clone."""
+        if available(v):
+            return twin[v.id]
+        if v.id not in clone:
+            inputs = [recompute(i) for i in v.inputs]
+            clone[v.id] = new.add_node(v.op, inputs, dict(v.attrs))
+            recomputed[clone[v.id].id] = v.id
+        return clone[v.id]
+
+    for v in graph.nodes:
+        if v.id in forward or v.op in SOURCES:
+            twin[v.id] = new.add_node(v.op, [twin[i.id] for i in v.inputs], dict(v.attrs))
+        else:
+            inputs = [recompute(i) if i.id in forward else twin[i.id] for i in v.inputs]
+            twin[v.id] = new.add_node(v.op, inputs, dict(v.attrs))
+    for name, v in graph.outputs.items():
+        new.output(name, twin[v.id])
+    kept = sorted(twin[i].id for i in set(needed) | keep if i in forward and available(graph.nodes[i]))
+    flops = sum(_flops(graph.nodes[old]) for old in recomputed.values())
+    return Remat(strategy, new, kept, recomputed, flops, fwd_flops)

@@ -26,5 +26,6 @@ from .ir.verify import verify
 from .passes.autodiff import grad, jvp, vjp
 from .passes.pipeline import compile
 from .passes.simplify import simplify
+from .runtime.profile import profile_remat
 
 __version__ = "0.1.0"

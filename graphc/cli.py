@@ -13,7 +13,9 @@ from .ir.serialize import from_json, save, to_json
 from .ir.text import from_text, to_text
 from .passes.autodiff import grad
 from .passes.pipeline import compile
+from .passes.remat import STRATEGIES
 from .passes.simplify import simplify
+from .runtime.profile import format_residuals, format_table, plot_pareto, plot_timeline, profile_remat, pyplot
 
 
 def read_graph(path: str):
@@ -57,10 +59,28 @@ def _save_text(g, path: str) -> None:
 
 
 def _compile(args) -> None:
-    fn = compile(read_graph(args.file), fuse=not args.no_fuse, dump=args.dump)
+    fn = compile(read_graph(args.file), fuse=not args.no_fuse, remat=args.remat, dump=args.dump)
     sys.stdout.write(fn.report())
     if args.dump:
         print(f"IR after every pass and the kernels' source: {args.dump}/")
+
+
+def _profile(args) -> None:
+    strategies = [s.strip() for s in args.remat.split(",") if s.strip()]
+    unknown = [s for s in strategies if s not in STRATEGIES]
+    if unknown or not strategies:
+        raise GraphcError(f"--remat: unknown strategies {unknown}; choose from {', '.join(STRATEGIES)}")
+    if args.plot or args.timeline:
+        pyplot()  # says how to install matplotlib before any work is done
+    rows = profile_remat(read_graph(args.file), strategies, repeat=args.repeat)
+    sys.stdout.write(format_table(rows))
+    if args.residuals:
+        for r in rows:
+            sys.stdout.write(format_residuals(r["executable"]))
+    for path, plot in ((args.plot, plot_pareto), (args.timeline, plot_timeline)):
+        if path:
+            plot(rows, path)
+            print(f"wrote {path}")
 
 
 def _progress(step: int, total: int, loss: float, width: int = 30) -> str:
@@ -111,7 +131,17 @@ def main(argv=None) -> int:
     comp.add_argument("file")
     comp.add_argument("--no-fuse", action="store_true", help="one kernel per op")
     comp.add_argument("--dump", metavar="DIR", help="write the IR after every pass and the kernels here")
+    comp.add_argument("--remat", choices=STRATEGIES, default="none", help="rematerialization strategy")
     comp.set_defaults(run=_compile)
+    prof = sub.add_parser("profile", help="measure the memory/recompute trade-off of remat strategies")
+    prof.add_argument("file")
+    prof.add_argument("--remat", default=",".join(STRATEGIES), help="comma-separated strategies "
+                      f"(default {','.join(STRATEGIES)})")
+    prof.add_argument("--repeat", type=int, default=5, help="timed calls per plan (default 5)")
+    prof.add_argument("--residuals", action="store_true", help="list what each plan saves or recomputes")
+    prof.add_argument("--plot", metavar="OUT.png", help="draw peak memory against recompute (needs matplotlib)")
+    prof.add_argument("--timeline", metavar="OUT.png", help="draw live bytes across the schedule (needs matplotlib)")
+    prof.set_defaults(run=_profile)
     gr = sub.add_parser("grad", help="derive the gradient graph of a saved graph")
     gr.add_argument("file")
     gr.add_argument("--of", help="the scalar output to differentiate (default: the only output)")

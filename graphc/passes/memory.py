@@ -70,8 +70,8 @@ def _extent(offsets: dict, by_id) -> int:
     return max((offsets[vid] + by_id[vid].type.nbytes for vid in offsets), default=0)
 
 
-def saved_bytes(graph, steps, memory) -> int:
-    """Bytes of forward buffers that backward steps read: the activations kept for the backward."""
+def saved_values(graph, steps, memory) -> list:
+    """Ids of the forward buffers that backward steps read: the activations kept for the backward."""
     from .remat import forward_ids
 
     forward = forward_ids(graph)
@@ -84,7 +84,7 @@ def saved_bytes(graph, steps, memory) -> int:
             base = _base(by_id[leaf])
             if base.id in forward and (base.id in memory.offsets or base.id in memory.fresh):
                 saved.add(base.id)
-    return sum(by_id[vid].type.nbytes for vid in saved)
+    return sorted(saved)
 
 
 def _pack(buffers: dict, order) -> dict:

@@ -16,8 +16,8 @@ from ..ir.text import to_text
 from ..ir.verify import verify
 from ..runtime.executable import Executable
 from .fusion import fuse as fuse_pass
-from .fusion import group_reads
-from .memory import plan_memory, saved_bytes
+from .fusion import VIEWS, group_reads
+from .memory import plan_memory, saved_values
 from .remat import STRATEGIES, forward_ids, rematerialize
 from .schedule import schedule
 from .simplify import simplify
@@ -51,6 +51,7 @@ def compile(graph, target="cpu", fuse=True, remat="none", dump=None) -> Executab
                for s in steps if s.kind == "loop"}
     for name, ks in kernels.items():
         log.write(f"6-codegen-{name}", ks.source)
+    saved = saved_values(g, steps, memory)
     stats = {
         "n_kernels": sum(1 for s in steps if s.kind != "view"),
         "n_loop_kernels": len(kernels),
@@ -59,12 +60,21 @@ def compile(graph, target="cpu", fuse=True, remat="none", dump=None) -> Executab
         "flops": graph_flops(g),
         "peak_bytes": memory.peak_bytes,
         "arena_bytes": memory.arena_bytes,
-        "saved_bytes": saved_bytes(g, steps, memory),
+        "saved_bytes": sum(g.nodes[i].type.nbytes for i in saved),
         "recompute_flops": re.recompute_flops,
         "forward_flops": re.forward_flops,
         "remat": remat,
     }
-    return Executable(g, steps, kernels, memory, stats, _report(graph, g, steps, memory, stats))
+    return Executable(g, steps, kernels, memory, stats, _report(graph, g, steps, memory, stats),
+                      _residuals(g, saved, re))
+
+
+def _residuals(g, saved, re) -> list:
+    """What the backward gets from the forward: each value kept, and each one recomputed."""
+    rows = [(vid, "saved") for vid in saved]
+    rows += [(vid, "recomputed") for vid in sorted(set(re.recomputed.values())) if g.nodes[vid].op not in VIEWS]
+    return [{"value": vid, "op": g.nodes[vid].op, "shape": g.nodes[vid].shape, "dtype": g.nodes[vid].dtype,
+             "bytes": g.nodes[vid].type.nbytes, "how": how} for vid, how in sorted(rows)]
 
 
 class _Dump:

@@ -45,7 +45,7 @@ class Remat:
     strategy: str
     graph: Graph
     kept: list = field(default_factory=list)  # ids (in the rewritten graph) of activations kept
-    recomputed: dict = field(default_factory=dict)  # clone id -> id of the forward value it recomputes
+    recomputed: dict = field(default_factory=dict)  # clone id -> id of the forward value it recomputes (both in .graph)
     recompute_flops: int = 0
     forward_flops: int = 0
 
@@ -210,6 +210,7 @@ def _rewrite(graph, forward: set, needed: list, keep: set, strategy: str, fwd_fl
             twin[v.id] = new.add_node(v.op, inputs, dict(v.attrs))
     for name, v in graph.outputs.items():
         new.output(name, twin[v.id])
-    kept = sorted(twin[i].id for i in set(needed) | keep if i in forward and available(graph.nodes[i]))
+    kept = sorted(twin[i].id for i in set(needed) | keep
+                  if i in forward and available(graph.nodes[i]) and op_class(graph.nodes[i]) != "view")
     flops = sum(_flops(graph.nodes[old]) for old in recomputed.values())
-    return Remat(strategy, new, kept, recomputed, flops, fwd_flops)
+    return Remat(strategy, new, kept, {c: twin[old].id for c, old in recomputed.items()}, flops, fwd_flops)

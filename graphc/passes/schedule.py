@@ -2,7 +2,11 @@
 
 Groups must run after the groups whose values they read. Fusion lists groups in graph order,
 but merging sibling kernels can move a kernel before a producer, so this pass sorts the group
-graph topologically, keeping the original order where it is free to.
+graph topologically. Two orders are made: graph order wherever it is free to keep it, and a
+memory-aware one that always runs next the ready group that adds the fewest bytes (its new
+buffers less the buffers it reads for the last time): it frees early and computes late what
+is used late. The memory plan decides: the order with the lower planned peak wins, so the
+pass never raises the peak. Any topological order computes the same bits.
 
 Loop kernels read broadcast/transpose/slice operands by index arithmetic on the array
 underneath, so a view step is kept only when a library call, an output, a loop kernel (as the
@@ -11,7 +15,8 @@ array it indexes) or another kept view reads it.
 
 import networkx as nx
 
-from .fusion import INDEXED_VIEWS, group_reads
+from .fusion import INDEXED_VIEWS, SOURCES, VIEWS, group_reads
+from .memory import plan_memory
 
 
 def _indexed_base(v):
@@ -36,6 +41,17 @@ def _needed_views(graph, groups) -> set:
 
 
 def schedule(graph, fusion) -> list:
+    orders = [_graph_order(graph, fusion), _memory_order(graph, fusion)]
+    plans = [_without_unneeded_views(graph, o) for o in orders]
+    return min(plans, key=lambda steps: plan_memory(graph, steps).peak_bytes)
+
+
+def _without_unneeded_views(graph, steps) -> list:
+    needed = _needed_views(graph, steps)
+    return [s for s in steps if s.kind != "view" or s.roots[0].id in needed]
+
+
+def _deps(graph, fusion) -> nx.DiGraph:
     producer = {v.id: g.name for g in fusion.groups for v in g.roots}
     deps = nx.DiGraph()
     order = {g.name: k for k, g in enumerate(fusion.groups)}
@@ -45,7 +61,51 @@ def schedule(graph, fusion) -> list:
         for leaf in group_reads(g):
             if leaf in producer and producer[leaf] != g.name and producer.get(_indexed_base(by_id[leaf]).id) != g.name:
                 deps.add_edge(producer[leaf], g.name)  # (a view of the group's own result is read in place)
+    return deps
+
+
+def _graph_order(graph, fusion) -> list:
+    order = {g.name: k for k, g in enumerate(fusion.groups)}
     by_name = {g.name: g for g in fusion.groups}
-    steps = [by_name[n] for n in nx.lexicographical_topological_sort(deps, key=order.get)]
-    needed = _needed_views(graph, steps)
-    return [s for s in steps if s.kind != "view" or s.roots[0].id in needed]
+    return [by_name[n] for n in nx.lexicographical_topological_sort(_deps(graph, fusion), key=order.get)]
+
+
+def _memory_order(graph, fusion) -> list:
+    """Greedy list scheduling on bytes: run the ready group whose new buffers less the buffers
+    it frees is smallest (graph order breaks ties)."""
+    deps = _deps(graph, fusion)
+    by_name = {g.name: g for g in fusion.groups}
+    index = {g.name: k for k, g in enumerate(fusion.groups)}
+    by_id = {v.id: v for v in graph.nodes}
+    outputs = {_buffer_of(v).id for v in graph.outputs.values()}
+    reads = {g.name: {_buffer_of(by_id[i]).id for i in group_reads(g)} for g in fusion.groups}
+    readers = {}
+    for name, bases in reads.items():
+        for b in bases:
+            readers.setdefault(b, set()).add(name)
+    made = {g.name: sum(v.type.nbytes for v in g.roots) if g.kind != "view" else 0 for g in fusion.groups}
+    waiting = {n: deps.in_degree(n) for n in deps}
+    ready = {n for n, d in waiting.items() if d == 0}
+    order = []
+    while ready:
+        def added(n):
+            freed = sum(by_id[b].type.nbytes for b in reads[n]
+                        if readers[b] == {n} and b not in outputs and by_id[b].op not in SOURCES)
+            return made[n] - freed, index[n]
+        n = min(ready, key=added)
+        ready.remove(n)
+        order.append(by_name[n])
+        for b in reads[n]:
+            readers[b].discard(n)
+        for m in deps.successors(n):
+            waiting[m] -= 1
+            if waiting[m] == 0:
+                ready.add(m)
+    return order
+
+
+def _buffer_of(v):
+    """The buffer (or argument) a value lives in: views are looked through."""
+    while v.op in VIEWS:
+        v = v.inputs[0]
+    return v

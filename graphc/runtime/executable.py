@@ -39,13 +39,14 @@ _VIEW = {
 class Executable:
     """``fn(**arrays) -> {output name: ndarray}``; see ``report()`` and ``stats`` for the plan."""
 
-    def __init__(self, graph, steps, kernels, memory, stats, report_text):
+    def __init__(self, graph, steps, kernels, memory, stats, report_text, residuals=()):
         self.graph = graph
         self.steps = steps  # the scheduled groups
         self.kernels = kernels  # group name -> KernelSource
         self.memory = memory
         self.stats = stats
         self._report = report_text
+        self.residuals = list(residuals)  # what the backward keeps from the forward, or recomputes
         self._arena = None
         self._slots = {}  # value id -> its view of the arena, made with the arena
         self._generation = 0  # which arena the kernels' shaped views belong to
@@ -54,6 +55,10 @@ class Executable:
         self._outputs = list(graph.outputs.items())
         self._arguments = graph.arguments
         self._out_by_value = {}  # value id -> caller buffer, during a call with out=
+
+    def release(self) -> None:
+        """Free the arena now; the next call allocates it again."""
+        self._arena, self._slots = None, {}
 
     def report(self) -> str:
         return self._report

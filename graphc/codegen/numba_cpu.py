@@ -6,8 +6,9 @@ underneath and reads it by index arithmetic (``bias[i1]``, ``w[i1, i0]``). Loop 
 unsigned, so numba drops its negative-index check and LLVM can vectorize; a kernel big enough
 to pay for threads runs its outer axis in fixed chunks under ``prange``. Reductions keep a
 scalar accumulator per result (reduced axes inside) or, when a reduced axis lies outside a
-kept one, walk memory in order into an accumulator array; float32 sums accumulate in float64;
-a full reduction combines its chunks in order, so results are deterministic.
+kept one, walk memory in order into an accumulator array; float sums accumulate in float64,
+through fixed blocks added in a fixed order (``_sum_block``), and a full reduction combines its
+chunks in order, so results are deterministic and the same in whatever kernel a sum lands.
 
 Every intermediate is rounded to its IR dtype (``np.float32(...)``, ``np.int32(...)``), so a
 kernel computes what the reference interpreter computes op by op. Identifiers in the source
@@ -97,11 +98,24 @@ def _sigmoid32(x):
     return one / (one + e) if x >= 0 else e / (one + e)
 
 
-@numba.njit(cache=True, fastmath={"reassoc"})
-def _acc_add(acc, x):
-    # Reassociation only here, so LLVM may vectorize a sum (2^24 floats: 14 -> 2.6 ms) while
-    # the rest of a kernel stays IEEE op by op: a value computes the same bits in any kernel.
-    return acc + x
+@numba.njit(cache=True)
+def _sum_block(t, n):
+    # Eight partial sums in a fixed order: LLVM vectorizes them without reassociating, so a
+    # float sum's bits are the same in whatever kernel it is fused into.
+    a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = 0.0
+    m = n - n % np.uint64(8)
+    for j in range(np.uint64(0), m, np.uint64(8)):
+        a0 += t[j]
+        a1 += t[j + np.uint64(1)]
+        a2 += t[j + np.uint64(2)]
+        a3 += t[j + np.uint64(3)]
+        a4 += t[j + np.uint64(4)]
+        a5 += t[j + np.uint64(5)]
+        a6 += t[j + np.uint64(6)]
+        a7 += t[j + np.uint64(7)]
+    for j in range(m, n):
+        a0 += t[j]
+    return ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))
 
 
 @numba.njit(cache=True, inline="always")
@@ -286,7 +300,7 @@ _INIT = {"sum": "0", "max": "-np.inf", "min": "np.inf"}
 
 def _accumulate(op: str, acc: str, x: str, is_float: bool) -> list:
     if op == "sum":
-        return [f"{acc} = _acc_add({acc}, {x})"]
+        return [f"{acc} += {x}"]
     cmp = ">" if op == "max" else "<"
     nan = f" or {x} != {x}" if is_float else ""
     return [f"if {x} {cmp} {acc}{nan}:", f"    {acc} = {x}"]
@@ -376,20 +390,19 @@ def reduction_kernel(group, leaves) -> KernelSource:
                 + outer + _indent([f"acc = {acc_at}"] + finish, out_depth))
     elif kept:
         outer, depth = _loops(kept, domain, parallel)
-        inner, inner_depth = _loops(axes, domain, False)
-        point += _accumulate(root.op, "acc", reduced, is_float)
-        body = outer + _indent([init] + inner + _indent(point, inner_depth) + finish, depth)
+        ranges = {a: ("np.uint64(0)", f"np.uint64({domain[a]})") for a in axes}
+        inner = _reduce(root, axes, ranges, point, reduced, is_float)
+        body = outer + _indent([init] + _scratch(root, is_float) + inner + finish, depth)
     else:  # a full reduction: fixed chunks of the first axis, reduced in parallel, combined in order
         chunks = min(CHUNKS, domain[0]) if parallel else 1
-        first = [f"for i{axes[0]} in range(lo, hi):"]
-        rest, rest_depth = _loops(axes[1:], domain, False)
-        nest = first + _indent(rest + _indent(point + _accumulate(root.op, "acc", reduced, is_float),
-                                              rest_depth), 1)
+        ranges = {a: ("np.uint64(0)", f"np.uint64({domain[a]})") for a in axes}
+        ranges[axes[0]] = ("lo", "hi")
+        nest = _reduce(root, axes, ranges, point, reduced, is_float)
         body = ([f"partial = np.empty({chunks}, dtype=np.{_acc_dtype(root)})",
                  f"for c in {'numba.prange' if parallel else 'range'}({chunks}):",
                  f"    lo = np.uint64(c * {domain[0]} // {chunks})",
                  f"    hi = np.uint64((c + 1) * {domain[0]} // {chunks})"]
-                + _indent([init] + nest + ["partial[c] = acc"], 1)
+                + _indent([init] + _scratch(root, is_float) + nest + ["partial[c] = acc"], 1)
                 + [init, f"for c in range({chunks}):"]
                 + _indent(_accumulate(root.op, "acc", "partial[c]", is_float), 1) + finish)
     args = ", ".join([f"o{k}" for k in range(len(outputs))] + [f"a{k}" for k in range(len(bases))])
@@ -399,6 +412,39 @@ def reduction_kernel(group, leaves) -> KernelSource:
     out_shapes = [keep_shape] + [domain] * len(stored) + [v.shape or (1,) for v in finals] + [domain] * len(row_roots)
     return KernelSource(group.name, PRELUDE + "\n\n" + "\n".join(lines) + "\n", outputs,
                         bases, [_arg_shape(b, False) for b in bases], out_shapes)
+
+
+BLOCK = 512  # elements a float sum takes at a time through its scratch buffer
+
+
+def _scratch(root, is_float: bool) -> list:
+    return [f"blk = np.empty({BLOCK}, dtype=np.float64)"] if root.op == "sum" and is_float else []
+
+
+def _reduce(root, axes, ranges: dict, point: list, reduced: str, is_float: bool) -> list:
+    """Loops over the reduced ``axes`` (each over ``ranges[axis]``) accumulating into ``acc``.
+    A float sum takes its innermost axis in blocks: the prologue fills a scratch buffer, which
+    ``_sum_block`` adds up in a fixed order, so the sum does not depend on the code around it
+    (LLVM would otherwise need leave to reassociate, and would do it differently per kernel)."""
+    if not (root.op == "sum" and is_float):
+        lines, depth = [], 0
+        for a in axes:
+            lines.append("    " * depth + f"for i{a} in range({ranges[a][0]}, {ranges[a][1]}):")
+            depth += 1
+        return lines + _indent(point + _accumulate(root.op, "acc", reduced, is_float), depth)
+    *outer, last = axes
+    lines, depth = [], 0
+    for a in outer:
+        lines.append("    " * depth + f"for i{a} in range({ranges[a][0]}, {ranges[a][1]}):")
+        depth += 1
+    start, stop = ranges[last]
+    block = [f"for b in range({start}, {stop}, np.uint64({BLOCK})):",
+             f"    n = min(np.uint64({BLOCK}), {stop} - b)",
+             "    for j in range(n):",  # (indexing blk by j, not i - b, keeps the loop vectorized)
+             f"        i{last} = b + j"]
+    block += _indent(point + [f"blk[j] = np.float64({reduced})"], 2)
+    block += ["    acc += _sum_block(blk, n)"]
+    return lines + _indent(block, depth)
 
 
 def _row_pass(group, leaves, names, index, bases, out_arg, stored, axes, domain) -> list:

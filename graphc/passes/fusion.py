@@ -151,10 +151,11 @@ def _inlined_closure(root, materialized) -> list:
     return sorted(seen.values(), key=lambda v: v.id)
 
 
-def fuse(graph, fuse: bool = True, late=frozenset(), early=frozenset()) -> Fusion:
-    """Group ``graph`` into kernels. A kernel computing a ``late`` value (a recomputation for
-    the backward) never merges into one computing only ``early`` values (the forward): that
-    would compute it in the forward again and keep it alive throughout."""
+def fuse(graph, fuse: bool = True, apart=()) -> Fusion:
+    """Group ``graph`` into kernels. ``apart`` are disjoint sets of value ids (rematerialization's
+    forward, a segment's re-run, the backward's recomputations): no kernel merges values of two
+    of them, since merging would compute a recomputation with the forward again, or early, and
+    keep it alive until the backward reads it."""
     users = _users(graph)
     materialized = _materialize_reasons(graph, users, fuse)
     groups = []
@@ -169,7 +170,7 @@ def fuse(graph, fuse: bool = True, late=frozenset(), early=frozenset()) -> Fusio
                                 [f"%{v.id} {v.op}: {materialized[v.id]}"],
                                 reduction=v if cls == "reduction" else None))
     if fuse:
-        groups = _merge(groups, set(late), set(early))
+        groups = _merge(groups, [set(a) for a in apart])
         _keep_local(groups, users, materialized)
     return Fusion(groups, materialized)
 
@@ -253,7 +254,7 @@ def _viewed(v, ids) -> bool:
     return False
 
 
-def _merge(groups, late: set, early: set) -> list:
+def _merge(groups, apart: list) -> list:
     """Merge loop kernels pairwise (see the module docstring) while no kernel sits between."""
     producer = {v.id: i for i, g in enumerate(groups) for v in g.roots}
     deps = _Deps(len(groups))
@@ -269,9 +270,9 @@ def _merge(groups, late: set, early: set) -> list:
             how = _how_to_merge(groups[j], g)
             if how is None:
                 continue
-            if late and _apart(groups[j], g, late, early):
-                g.reasons.append(f"not merged with {groups[j].name} ({how}): one recomputes for the "
-                                 f"backward, the other runs in the forward")
+            if apart and _apart(groups[j], g, apart):
+                g.reasons.append(f"not merged with {groups[j].name} ({how}): rematerialization keeps "
+                                 f"the forward, a segment's re-run and the backward's recomputations apart")
                 continue
             views = _views_between(groups, deps, j, i) if how == "row epilogue" else set()
             if deps.path_through_other(j, i, views):
@@ -285,9 +286,9 @@ def _merge(groups, late: set, early: set) -> list:
     return [g for i, g in enumerate(groups) if i not in merged]
 
 
-def _apart(a: Group, b: Group, late: set, early: set) -> bool:
-    ids_a, ids_b = {v.id for v in a.values}, {v.id for v in b.values}
-    return bool((ids_a & late and ids_b <= early) or (ids_b & late and ids_a <= early))
+def _apart(a: Group, b: Group, apart: list) -> bool:
+    ids = {v.id for v in a.values} | {v.id for v in b.values}
+    return sum(1 for s in apart if ids & s) > 1
 
 
 class _Deps:

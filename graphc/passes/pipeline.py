@@ -73,7 +73,7 @@ def compile(graph, target="cpu", fuse=True, remat="none", dump=None) -> Executab
 def _plan(re, fuse: bool):
     """Fuse, schedule and plan the memory of a rewritten graph: (fusion, steps, memory)."""
     g = re.graph
-    fusion = fuse_pass(g, fuse, late=set(re.recomputed), early=forward_ids(g) if re.recomputed else set())
+    fusion = fuse_pass(g, fuse, apart=(forward_ids(g), re.chain, re.late) if re.recomputed else ())
     steps = schedule(g, fusion)
     return fusion, steps, plan_memory(g, steps)
 

@@ -10,14 +10,15 @@ into the originals, and fusion fuses recomputed elementwise work into the backwa
 
 Recomputed values are bit-identical to the originals: a clone is the same op on the same
 operands, and the kernels compute every intermediate in its IR dtype whatever they are fused
-with (reassociation is confined to reduction accumulators, see ``codegen``).
+with (no kernel reassociates: float sums add fixed blocks in a fixed order, see ``codegen``).
 
 Strategies (``compile(g, remat=...)``):
 - ``"none"``: keep everything (what fusion stores).
 - ``"sqrt"``: Chen et al. 2016. The values every path from the data inputs to the loss passes
   through (the loss's dominators: the residual stream of a residual net) form the spine; about
   sqrt(n) of them, evenly spaced, are kept and everything between is recomputed, segment by
-  segment during the backward: at most one extra forward.
+  segment during the backward: one extra forward, plus the elementwise values the backward
+  reads, computed again where it reads them (see ``_rewrite``).
 - ``"mincut"``: keep the fewest bytes that separate the forward from the backward (a networkx
   minimum cut, the idea of PyTorch's min-cut partitioner). Matmuls, reductions, library ops
   and the spine are never recomputed; elementwise ops and views are.
@@ -49,11 +50,19 @@ class Remat:
     recompute_flops: int = 0
     forward_flops: int = 0
     note: str = ""  # how a budget search chose the plan
+    chain: set = field(default_factory=set)  # clones that only feed other clones (a segment's re-run)
 
+    @property
+    def late(self) -> set:
+        """Clones the backward reads: to be computed with the backward, not with a segment's re-run."""
+        return set(self.recomputed) - self.chain
 
 def forward_ids(graph) -> set:
-    """Ids of the forward: the values the graph's scalar float outputs need."""
-    stack = [v for v in graph.outputs.values() if v.shape == () and v.dtype.startswith("float")]
+    """Ids of the forward: the values the graph's loss needs. The loss is its first scalar float
+    output in graph order: ``grad`` appends the backward after the forward, and a gradient can
+    be a scalar float too (that of a scalar parameter), but never comes before the loss."""
+    losses = [v for v in graph.outputs.values() if v.shape == () and v.dtype.startswith("float")]
+    stack = [min(losses, key=lambda v: v.id)] if losses else []
     seen = set()
     while stack:
         v = stack.pop()
@@ -169,6 +178,8 @@ def _mincut_keep(graph, forward: set, needed: list) -> set:
     for vid in needed:
         if not _free(graph.nodes[vid]):
             net.add_edge(("out", vid), snk)
+    if src not in net or snk not in net:  # nothing pinned to the forward, or nothing to cut off
+        return set()
     _, (reachable, _) = nx.minimum_cut(net, src, snk)
     return {vid for kind, vid in (n for n in reachable if isinstance(n, tuple))
             if kind == "in" and ("out", vid) not in reachable}
@@ -187,31 +198,40 @@ def _rewrite(graph, forward: set, needed: list, keep: set, strategy: str, fwd_fl
     not kept, each emitted just before the first backward value that reads it."""
     new = Graph(graph.name)
     twin = {}  # old id -> new value
-    clone = {}  # old forward id -> new clone
+    clones = ({}, {})  # old forward id -> its clone: for other clones; for backward ops
     recomputed = {}
+    spine = set(_spine(graph, forward))
 
     def available(v) -> bool:
         return v.op in SOURCES or v.id in keep or (op_class(v) == "view" and available(v.inputs[0]))
 
-    def recompute(v):
-        """``v`` for the backward: the forward value itself, or its clone."""
+    def recompute(v, for_backward=False):
+        """``v`` for the backward: the forward value itself, or its clone. An elementwise value
+        a backward op reads gets a clone of its own, made where the backward first needs it,
+        apart from the one a recomputed segment uses to get further: that one dies at once,
+        this one lives only as long as the backward uses it (and is usually fused into them)."""
         if available(v):
             return twin[v.id]
-        if v.id not in clone:
-            inputs = [recompute(i) for i in v.inputs]
-            clone[v.id] = new.add_node(v.op, inputs, dict(v.attrs))
-            recomputed[clone[v.id].id] = v.id
-        return clone[v.id]
+        own = for_backward and op_class(v) in ("elementwise", "view") and v.id not in spine
+        memo = clones[1 if own else 0]
+        if v.id not in memo:
+            inputs = [recompute(i, own) for i in v.inputs]
+            memo[v.id] = new.add_node(v.op, inputs, dict(v.attrs))
+            recomputed[memo[v.id].id] = v.id
+        return memo[v.id]
 
     for v in graph.nodes:
         if v.id in forward or v.op in SOURCES:
             twin[v.id] = new.add_node(v.op, [twin[i.id] for i in v.inputs], dict(v.attrs))
         else:
-            inputs = [recompute(i) if i.id in forward else twin[i.id] for i in v.inputs]
+            inputs = [recompute(i, for_backward=True) if i.id in forward else twin[i.id] for i in v.inputs]
             twin[v.id] = new.add_node(v.op, inputs, dict(v.attrs))
     for name, v in graph.outputs.items():
         new.output(name, twin[v.id])
-    kept = sorted(twin[i].id for i in set(needed) | keep
-                  if i in forward and available(graph.nodes[i]) and op_class(graph.nodes[i]) != "view")
+    kept = sorted({twin[_base(graph.nodes[i]).id].id for i in set(needed) | keep
+                   if i in forward and available(graph.nodes[i]) and graph.nodes[i].op not in SOURCES
+                   and _base(graph.nodes[i]).op not in SOURCES})
     flops = sum(_flops(graph.nodes[old]) for old in recomputed.values())
-    return Remat(strategy, new, kept, {c: twin[old].id for c, old in recomputed.items()}, flops, fwd_flops)
+    chain = {c.id for c in clones[0].values()}
+    return Remat(strategy, new, kept, {c: twin[old].id for c, old in recomputed.items()}, flops, fwd_flops,
+                 chain=chain)

@@ -3,9 +3,9 @@
 Groups must run after the groups whose values they read. Fusion lists groups in graph order,
 but merging sibling kernels can move a kernel before a producer, so this pass sorts the group
 graph topologically. Two orders are made: graph order wherever it is free to keep it, and a
-memory-aware one that always runs next the ready group that adds the fewest bytes (its new
-buffers less the buffers it reads for the last time): it frees early and computes late what
-is used late. The memory plan decides: the order with the lower planned peak wins, so the
+memory-aware one that runs first whatever frees bytes (its new buffers fewer than those it
+reads for the last time), else keeps graph order: it frees early, and computes late what is
+used late because graph order (and remat's placement of clones) does. The memory plan decides: the order with the lower planned peak wins, so the
 pass never raises the peak. Any topological order computes the same bits.
 
 Loop kernels read broadcast/transpose/slice operands by index arithmetic on the array
@@ -71,8 +71,9 @@ def _graph_order(graph, fusion) -> list:
 
 
 def _memory_order(graph, fusion) -> list:
-    """Greedy list scheduling on bytes: run the ready group whose new buffers less the buffers
-    it frees is smallest (graph order breaks ties)."""
+    """Greedy list scheduling on bytes: run the ready group that frees the most bytes net (its
+    new buffers less the buffers it reads for the last time); when none frees any, the first
+    in graph order, so nothing is computed earlier than the graph places it."""
     deps = _deps(graph, fusion)
     by_name = {g.name: g for g in fusion.groups}
     index = {g.name: k for k, g in enumerate(fusion.groups)}
@@ -91,8 +92,9 @@ def _memory_order(graph, fusion) -> list:
         def added(n):
             freed = sum(by_id[b].type.nbytes for b in reads[n]
                         if readers[b] == {n} and b not in outputs and by_id[b].op not in SOURCES)
-            return made[n] - freed, index[n]
-        n = min(ready, key=added)
+            return made[n] - freed
+        freeing = [n for n in ready if added(n) < 0]
+        n = min(freeing, key=lambda n: (added(n), index[n])) if freeing else min(ready, key=index.get)
         ready.remove(n)
         order.append(by_name[n])
         for b in reads[n]:

@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SCRIPTS = ["bench_two_layer.py", "bench_mlp.py", "bench_elementwise.py", "bench_compile.py"]
+SCRIPTS = ["bench_two_layer.py", "bench_mlp.py", "bench_elementwise.py", "bench_compile.py", "bench_remat.py"]
 
 
 def main():

@@ -12,7 +12,7 @@ from .ir.interpret import evaluate
 from .ir.serialize import from_json, save, to_json
 from .ir.text import from_text, to_text
 from .passes.autodiff import grad
-from .passes.pipeline import compile
+from .passes.pipeline import TARGETS, compile
 from .passes.remat import STRATEGIES
 from .passes.simplify import simplify
 from .runtime.profile import format_residuals, format_table, plot_pareto, plot_timeline, profile_remat, pyplot
@@ -59,7 +59,7 @@ def _save_text(g, path: str) -> None:
 
 
 def _compile(args) -> None:
-    fn = compile(read_graph(args.file), fuse=not args.no_fuse, remat=args.remat, dump=args.dump)
+    fn = compile(read_graph(args.file), target=args.target, fuse=not args.no_fuse, remat=args.remat, dump=args.dump)
     sys.stdout.write(fn.report())
     if args.dump:
         print(f"IR after every pass and the kernels' source: {args.dump}/")
@@ -133,6 +133,7 @@ def main(argv=None) -> int:
     comp.add_argument("--no-fuse", action="store_true", help="one kernel per op")
     comp.add_argument("--dump", metavar="DIR", help="write the IR after every pass and the kernels here")
     comp.add_argument("--remat", choices=STRATEGIES, default="none", help="rematerialization strategy")
+    comp.add_argument("--target", choices=TARGETS, default="cpu", help="cpu, cuda (an NVIDIA GPU) or auto")
     comp.set_defaults(run=_compile)
     prof = sub.add_parser("profile", help="measure the memory/recompute trade-off of remat strategies")
     prof.add_argument("file")

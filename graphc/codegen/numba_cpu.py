@@ -145,8 +145,8 @@ LOWER_FLOAT32 = {"tanh": "_tanh32({0})", "exp": "_exp32({0})", "sigmoid": "_sigm
 # happens; numpy wraps. Unsigned arithmetic wraps, so integer +, -, * go through it.
 LOWER_INT = {"add": "{u}({0}) + {u}({1})", "sub": "{u}({0}) - {u}({1})", "mul": "{u}({0}) * {u}({1})",
              "neg": "{u}(0) - {u}({0})", "square": "{u}({0}) * {u}({0})"}
-_UNSIGNED = {"int32": "np.uint32", "int64": "np.uint64"}
-_CTOR = {"float32": "np.float32", "float64": "np.float64", "int32": "np.int32", "int64": "np.int64",
+UNSIGNED = {"int32": "np.uint32", "int64": "np.uint64"}
+CTOR = {"float32": "np.float32", "float64": "np.float64", "int32": "np.int32", "int64": "np.int64",
          "bool": "np.bool_"}
 
 
@@ -164,7 +164,7 @@ def literal(value, dtype: str) -> str:
         text = "np.inf" if value > 0 else "-np.inf"
     else:
         text = repr(float(value))
-    return f"{_CTOR[dtype]}({text})"
+    return f"{CTOR[dtype]}({text})"
 
 
 def access(v, index: list) -> tuple:
@@ -199,7 +199,19 @@ def is_literal(base) -> bool:
     return base.op == "const" and base.ndim == 0
 
 
-def _expr(v, names) -> str:
+def cpu_template(v) -> str:
+    """The CPU lowering of ``v``'s op for its dtype (a format string, see ``LOWER``)."""
+    try:
+        template = LOWER[v.op]
+    except KeyError:
+        raise CompileError(f"%{v.id}: no CPU lowering for op {v.op!r}") from None
+    if v.dtype == "float32":
+        return LOWER_FLOAT32.get(v.op, template)
+    return LOWER_INT.get(v.op, template) if v.dtype in UNSIGNED else template
+
+
+def expr(v, names, template=cpu_template) -> str:
+    """The expression computing elementwise ``v`` from its operands' names, rounded to its dtype."""
     if v.op == "cast":
         src = v.inputs[0]
         operand = names[src.id]
@@ -207,18 +219,10 @@ def _expr(v, names) -> str:
             return f"{operand} != 0"
         if src.dtype == "bool":
             return f"{literal(1, v.dtype)} if {operand} else {literal(0, v.dtype)}"
-        return f"{_CTOR[v.dtype]}({operand})"
-    try:
-        template = LOWER[v.op]
-    except KeyError:
-        raise CompileError(f"%{v.id}: no CPU lowering for op {v.op!r}") from None
-    if v.dtype == "float32":
-        template = LOWER_FLOAT32.get(v.op, template)
-    elif v.dtype in _UNSIGNED:
-        template = LOWER_INT.get(v.op, template)
-    text = template.format(*(names[i.id] for i in v.inputs), u=_UNSIGNED.get(v.dtype),
-                           zero=literal(0, v.dtype), one=literal(1, v.dtype))
-    return text if v.dtype == "bool" else f"{_CTOR[v.dtype]}({text})"
+        return f"{CTOR[v.dtype]}({operand})"
+    text = template(v).format(*(names[i.id] for i in v.inputs), u=UNSIGNED.get(v.dtype),
+                              zero=literal(0, v.dtype), one=literal(1, v.dtype))
+    return text if v.dtype == "bool" else f"{CTOR[v.dtype]}({text})"
 
 
 class KernelSource:
@@ -230,20 +234,20 @@ class KernelSource:
         self.in_shapes, self.out_shapes = in_shapes, out_shapes  # how the runtime shapes each argument
 
 
-def _indent(lines, n):
+def indent(lines, n):
     return ["    " * n + line for line in lines]
 
 
-def _body(values, names) -> list:
+def assign(values, names, template=cpu_template) -> list:
     """Assignments computing ``values`` (inlined elementwise values and roots) at one point."""
     lines = []
     for v in values:
         names[v.id] = f"v{v.id}"
-        lines.append(f"v{v.id} = {_expr(v, names)}")
+        lines.append(f"v{v.id} = {expr(v, names, template)}")
     return lines
 
 
-def _loads(leaves, names, index: list, bases: list, prefix: str = "x", produced=None) -> tuple[list, list]:
+def loads(leaves, names, index: list, bases: list, prefix: str = "x", produced=None, through=access) -> tuple[list, list]:
     """Read each leaf at ``index`` through its views; its base array is argument ``a<k>``
     (appended to ``bases``), or the output argument named in ``produced`` when this kernel
     computes it. Scalar constants become literals. Returns (loads that do not depend on the
@@ -251,7 +255,7 @@ def _loads(leaves, names, index: list, bases: list, prefix: str = "x", produced=
     hoisted, lines = [], []
     loop_vars = set(index)
     for n, leaf in enumerate(leaves):
-        base, at = access(leaf, index)
+        base, at = through(leaf, index)
         if is_literal(base):
             names[leaf.id] = literal(base.attrs["value"][()], base.dtype)
             continue
@@ -268,7 +272,7 @@ def _loads(leaves, names, index: list, bases: list, prefix: str = "x", produced=
     return hoisted, lines
 
 
-def _arg_shape(base, flat: bool):
+def arg_shape(base, flat: bool):
     """How the runtime shapes a base array for the kernel (0-d bases are read at [0])."""
     return (base.size,) if flat else (base.shape or (1,))
 
@@ -283,16 +287,16 @@ def elementwise_kernel(group, leaves) -> KernelSource:
     index = [f"i{a}" for a in range(rank)]
     parallel = math.prod(domain) >= PARALLEL_MIN
     names, bases = {}, []
-    hoisted, inner = _loads(leaves, names, index, bases)
-    inner += _body(group.values, names)
+    hoisted, inner = loads(leaves, names, index, bases)
+    inner += assign(group.values, names)
     inner += [f"o{k}[{', '.join(index)}] = {names[r.id]}" for k, r in enumerate(group.roots)]
     args = [f"o{k}" for k in range(len(group.roots))] + [f"a{k}" for k in range(len(bases))]
     lines = [f"@numba.njit(cache=True, error_model='numpy', parallel={parallel})",
              f"def kernel({', '.join(args)}):"]
     header, depth = _loops(range(rank), domain, parallel)
-    lines += _indent(hoisted + header, 1) + _indent(inner, depth + 1)
+    lines += indent(hoisted + header, 1) + indent(inner, depth + 1)
     return KernelSource(group.name, PRELUDE + "\n\n" + "\n".join(lines) + "\n", list(group.roots), bases,
-                        [_arg_shape(b, flat) for b in bases], [domain] * len(group.roots))
+                        [arg_shape(b, flat) for b in bases], [domain] * len(group.roots))
 
 
 _INIT = {"sum": "0", "max": "-np.inf", "min": "np.inf"}
@@ -306,14 +310,14 @@ def _accumulate(op: str, acc: str, x: str, is_float: bool) -> list:
     return [f"if {x} {cmp} {acc}{nan}:", f"    {acc} = {x}"]
 
 
-def _acc_init(root) -> str:
+def acc_init(root) -> str:
     x = root.inputs[0]
     if root.op == "sum":
         return "np.float64(0)" if dt.is_float(x.dtype) else "np.int64(0)"
     if dt.is_float(x.dtype):
-        return f"{_CTOR[x.dtype]}({_INIT[root.op]})"
+        return f"{CTOR[x.dtype]}({_INIT[root.op]})"
     info = np.iinfo(x.dtype)
-    return f"{_CTOR[x.dtype]}({info.min if root.op == 'max' else info.max})"
+    return f"{CTOR[x.dtype]}({info.min if root.op == 'max' else info.max})"
 
 
 def _loops(axes, domain, parallel: bool) -> tuple[list, int]:
@@ -339,79 +343,97 @@ def _loops(axes, domain, parallel: bool) -> tuple[list, int]:
     return lines, depth
 
 
+class Reduction:
+    """A reduction group taken apart for codegen (the CPU's and the CUDA kernels): its domain
+    and axes, the index expressions of its input, result and outputs (``zero`` spells index 0),
+    and the values of each phase with the output argument each is stored to."""
+
+    def __init__(self, group, leaves, zero: str = "0"):
+        root = self.root = group.reduction
+        x = self.x = root.inputs[0]
+        domain = self.domain = x.shape or (1,)
+        axes = self.axes = tuple(root.attrs["axes"]) if x.shape else (0,)
+        self.kept = [a for a in range(len(domain)) if a not in axes]
+        self.keep_shape = tuple(1 if a in axes else d for a, d in enumerate(domain))
+        self.index = [f"i{a}" for a in range(len(domain))]
+        self.out_index = ", ".join(zero if a in axes else f"i{a}" for a in range(len(domain)))
+        self.result_index = (([f"i{a}" for a in self.kept] or [zero]) if not root.attrs["keepdims"]
+                             else self.out_index.split(", "))
+        row_ids = {v.id for v in group.row}
+        self.row_roots = [v for v in group.roots if v.id in row_ids]
+        main = sorted({v.id: v for v in group.inlined + [r for r in group.roots if r.id not in row_ids]}.values(),
+                      key=lambda v: v.id)  # the row pass's own values live in group.row
+        self.prologue = [v for v in main if v.id not in group.epilogue and v is not root]
+        self.epilogue = [v for v in main if v.id in group.epilogue]
+        self.stored = [v for v in group.roots if v is not root and v.id not in group.epilogue and v.id not in row_ids]
+        self.finals = [v for v in group.roots if v.id in group.epilogue]
+        self.outputs = [root] + self.stored + self.finals + self.row_roots
+        self.out_arg = {v.id: f"o{k}" for k, v in enumerate(self.outputs)}
+        self.pro_leaves = [leaf for leaf in leaves if any(leaf.id in {i.id for i in v.inputs}
+                                                          for v in self.prologue + [root])]
+        self.epi_leaves = [leaf for leaf in leaves if leaf.id != root.id
+                           and any(leaf.id in {i.id for i in v.inputs} for v in self.epilogue)]
+
+    @property
+    def out_shapes(self) -> list:
+        return ([self.keep_shape] + [self.domain] * len(self.stored) + [v.shape or (1,) for v in self.finals]
+                + [self.domain] * len(self.row_roots))
+
+
 def reduction_kernel(group, leaves) -> KernelSource:
     """A reduction in three phases: the prologue (elementwise values over the input, some of them
     stored), the accumulation, and the epilogue (elementwise values over the result, once per
     result element). Kept axes loop outside, reduced axes inside."""
-    root = group.reduction
-    x = root.inputs[0]
-    domain = x.shape or (1,)
-    axes = root.attrs["axes"] if x.shape else (0,)
-    kept = [a for a in range(len(domain)) if a not in axes]
-    keep_shape = tuple(1 if a in axes else d for a, d in enumerate(domain))
-    index = [f"i{a}" for a in range(len(domain))]
-    out_index = ", ".join("0" if a in axes else f"i{a}" for a in range(len(domain)))
-    result_index = ([f"i{a}" for a in kept] or ["0"]) if not root.attrs["keepdims"] else out_index.split(", ")
-    row_ids = {v.id for v in group.row}
-    row_roots = [v for v in group.roots if v.id in row_ids]
-    main = sorted({v.id: v for v in group.inlined + [r for r in group.roots if r.id not in row_ids]}.values(),
-                  key=lambda v: v.id)  # the row pass's own values live in group.row
-    prologue = [v for v in main if v.id not in group.epilogue and v is not root]
-    epilogue = [v for v in main if v.id in group.epilogue]
-    stored = [v for v in group.roots if v is not root and v.id not in group.epilogue and v.id not in row_ids]
-    finals = [v for v in group.roots if v.id in group.epilogue]
-    outputs = [root] + stored + finals + row_roots
-    out_arg = {v.id: f"o{k}" for k, v in enumerate(outputs)}
+    r = Reduction(group, leaves)
+    root, x, domain, axes, kept, index = r.root, r.x, r.domain, r.axes, r.kept, r.index
+    out_index, result_index, stored, out_arg = r.out_index, r.result_index, r.stored, r.out_arg
     names, bases = {}, []
-    inside = {v.id for v in group.values}
-    pro_leaves = [l for l in leaves if any(l.id in {i.id for i in v.inputs} for v in prologue + [root])]
-    epi_leaves = [l for l in leaves if l.id != root.id and any(l.id in {i.id for i in v.inputs} for v in epilogue)]
-    hoisted, point = _loads(pro_leaves, names, index, bases)
-    point += _body(prologue, names)
+    pro_leaves, epi_leaves, prologue, epilogue, finals = r.pro_leaves, r.epi_leaves, r.prologue, r.epilogue, r.finals
+    hoisted, point = loads(pro_leaves, names, index, bases)
+    point += assign(prologue, names)
     point += [f"{out_arg[v.id]}[{', '.join(index)}] = {names[v.id]}" for v in stored]
     is_float = dt.is_float(x.dtype)
     reduced = names[x.id]  # taken now: the row pass below reuses names
     names[root.id] = f"v{root.id}"
-    finish = [f"v{root.id} = {_CTOR[root.dtype]}(acc)", f"o0[{out_index}] = v{root.id}"]
-    finish += sum(_loads(epi_leaves, names, result_index, bases, prefix="e"), []) + _body(epilogue, names)
+    finish = [f"v{root.id} = {CTOR[root.dtype]}(acc)", f"o0[{out_index}] = v{root.id}"]
+    finish += sum(loads(epi_leaves, names, result_index, bases, prefix="e"), []) + assign(epilogue, names)
     finish += [f"{out_arg[v.id]}[{', '.join(result_index)}] = {names[v.id]}" for v in finals]
     if group.row:  # a second pass over this row: the row epilogue (see fusion)
         finish += _row_pass(group, leaves, names, index, bases, out_arg, stored, axes, domain)
     parallel = math.prod(domain) >= PARALLEL_MIN
-    init = f"acc = {_acc_init(root)}"
+    init = f"acc = {acc_init(root)}"
     if kept and max(kept) > min(axes):
         # a reduced axis lies outside a kept one (a column sum): walk memory in order and
         # accumulate into a small array, instead of striding across rows for every result
         nest, depth = _loops(range(len(domain)), domain, parallel and kept[0] == 0)
         acc_at = f"accs[{out_index}]"
         outer, out_depth = _loops(kept, domain, False)
-        body = ([f"accs = np.full(({', '.join(str(d) for d in keep_shape)},), {_acc_init(root)})"]
-                + nest + _indent(point + _accumulate(root.op, acc_at, reduced, is_float), depth)
-                + outer + _indent([f"acc = {acc_at}"] + finish, out_depth))
+        body = ([f"accs = np.full(({', '.join(str(d) for d in r.keep_shape)},), {acc_init(root)})"]
+                + nest + indent(point + _accumulate(root.op, acc_at, reduced, is_float), depth)
+                + outer + indent([f"acc = {acc_at}"] + finish, out_depth))
     elif kept:
         outer, depth = _loops(kept, domain, parallel)
         ranges = {a: ("np.uint64(0)", f"np.uint64({domain[a]})") for a in axes}
         inner = _reduce(root, axes, ranges, point, reduced, is_float)
-        body = outer + _indent([init] + _scratch(root, is_float) + inner + finish, depth)
+        body = outer + indent([init] + _scratch(root, is_float) + inner + finish, depth)
     else:  # a full reduction: fixed chunks of the first axis, reduced in parallel, combined in order
         chunks = min(CHUNKS, domain[0]) if parallel else 1
         ranges = {a: ("np.uint64(0)", f"np.uint64({domain[a]})") for a in axes}
         ranges[axes[0]] = ("lo", "hi")
         nest = _reduce(root, axes, ranges, point, reduced, is_float)
-        body = ([f"partial = np.empty({chunks}, dtype=np.{_acc_dtype(root)})",
+        body = ([f"partial = np.empty({chunks}, dtype=np.{acc_dtype(root)})",
                  f"for c in {'numba.prange' if parallel else 'range'}({chunks}):",
                  f"    lo = np.uint64(c * {domain[0]} // {chunks})",
                  f"    hi = np.uint64((c + 1) * {domain[0]} // {chunks})"]
-                + _indent([init] + _scratch(root, is_float) + nest + ["partial[c] = acc"], 1)
+                + indent([init] + _scratch(root, is_float) + nest + ["partial[c] = acc"], 1)
                 + [init, f"for c in range({chunks}):"]
-                + _indent(_accumulate(root.op, "acc", "partial[c]", is_float), 1) + finish)
-    args = ", ".join([f"o{k}" for k in range(len(outputs))] + [f"a{k}" for k in range(len(bases))])
+                + indent(_accumulate(root.op, "acc", "partial[c]", is_float), 1) + finish)
+    args = ", ".join([f"o{k}" for k in range(len(r.outputs))] + [f"a{k}" for k in range(len(bases))])
     threaded = any("numba.prange" in line for line in body)  # a column sum over rows stays serial
     lines = [f"@numba.njit(cache=True, error_model='numpy', parallel={threaded})",
-             f"def kernel({args}):"] + _indent(hoisted + body, 1)
-    out_shapes = [keep_shape] + [domain] * len(stored) + [v.shape or (1,) for v in finals] + [domain] * len(row_roots)
-    return KernelSource(group.name, PRELUDE + "\n\n" + "\n".join(lines) + "\n", outputs,
-                        bases, [_arg_shape(b, False) for b in bases], out_shapes)
+             f"def kernel({args}):"] + indent(hoisted + body, 1)
+    return KernelSource(group.name, PRELUDE + "\n\n" + "\n".join(lines) + "\n", r.outputs,
+                        bases, [arg_shape(b, False) for b in bases], r.out_shapes)
 
 
 BLOCK = 512  # elements a float sum takes at a time through its scratch buffer
@@ -431,7 +453,7 @@ def _reduce(root, axes, ranges: dict, point: list, reduced: str, is_float: bool)
         for a in axes:
             lines.append("    " * depth + f"for i{a} in range({ranges[a][0]}, {ranges[a][1]}):")
             depth += 1
-        return lines + _indent(point + _accumulate(root.op, "acc", reduced, is_float), depth)
+        return lines + indent(point + _accumulate(root.op, "acc", reduced, is_float), depth)
     *outer, last = axes
     lines, depth = [], 0
     for a in outer:
@@ -442,31 +464,35 @@ def _reduce(root, axes, ranges: dict, point: list, reduced: str, is_float: bool)
              f"    n = min(np.uint64({BLOCK}), {stop} - b)",
              "    for j in range(n):",  # (indexing blk by j, not i - b, keeps the loop vectorized)
              f"        i{last} = b + j"]
-    block += _indent(point + [f"blk[j] = np.float64({reduced})"], 2)
+    block += indent(point + [f"blk[j] = np.float64({reduced})"], 2)
     block += ["    acc += _sum_block(blk, n)"]
-    return lines + _indent(block, depth)
+    return lines + indent(block, depth)
 
 
 def _row_pass(group, leaves, names, index, bases, out_arg, stored, axes, domain) -> list:
-    """Loop over the reduced axes again, computing the row epilogue's values at each point. It
-    reads this kernel's results (through broadcasts) and stored prologue values from the
-    kernel's own output buffers, still in cache; shared inlined values are recomputed."""
+    """Loop over the reduced axes again, computing the row epilogue's values at each point."""
+    loops, depth = _loops(axes, domain, False)
+    return loops + indent(row_point(group, leaves, names, index, bases, out_arg, stored), depth)
+
+
+def row_point(group, leaves, names, index, bases, out_arg, stored, template=cpu_template, through=access) -> list:
+    """The row epilogue at one point. It reads the kernel's results (through broadcasts) and
+    stored prologue values from the kernel's own output buffers, still in cache; shared inlined
+    values are recomputed."""
     row_ids = {v.id for v in group.row}
     read = {i.id for v in group.row for i in v.inputs}
     row_leaves = [leaf for leaf in leaves if leaf.id in read]
-    hoisted, loads = _loads(row_leaves, names, index, bases, prefix="r", produced=out_arg)
-    reloads = [f"v{v.id} = {out_arg[v.id]}[{', '.join(index)}]" for v in stored
-               if v.id in read and v.id not in row_ids]
+    hoisted, point = loads(row_leaves, names, index, bases, prefix="r", produced=out_arg, through=through)
+    reloads = []
     for v in stored:
         if v.id in read and v.id not in row_ids:
+            reloads.append(f"v{v.id} = {out_arg[v.id]}[{', '.join(index)}]")
             names[v.id] = f"v{v.id}"
-    body = hoisted + loads + reloads + _body(group.row, names)
-    body += [f"{out_arg[v.id]}[{', '.join(index)}] = {names[v.id]}" for v in group.roots if v.id in row_ids]
-    loops, depth = _loops(axes, domain, False)
-    return loops + _indent(body, depth)
+    point = hoisted + point + reloads + assign(group.row, names, template)
+    return point + [f"{out_arg[v.id]}[{', '.join(index)}] = {names[v.id]}" for v in group.roots if v.id in row_ids]
 
 
-def _acc_dtype(root) -> str:
+def acc_dtype(root) -> str:
     x = root.inputs[0]
     if root.op == "sum":
         return "float64" if dt.is_float(x.dtype) else "int64"

@@ -15,13 +15,15 @@ from .ops import OPS
 _COMPATIBLE_KINDS = {"b": "b", "i": "bi", "f": "bif"}
 
 
-def bind_arguments(graph, arrays: dict) -> dict:
+def bind_arguments(graph, arrays: dict, convert=None) -> dict:
     """Check call arguments against the graph's inputs and params; return ``{value: array}``.
 
     numpy arrays (and anything with ``__array__``) must have exactly the declared dtype;
     Python scalars and lists are converted when no information is lost in kind (an int list
-    may feed a float input, not the other way). Shapes must match exactly.
+    may feed a float input, not the other way). Shapes must match exactly. ``convert(name,
+    value, arg)`` replaces ``convert_argument`` (a device runtime checks device arrays itself).
     """
+    convert = convert or convert_argument
     expected = graph.arguments
     missing = [n for n in expected if n not in arrays]
     extra = [n for n in arrays if n not in expected]
@@ -34,7 +36,7 @@ def bind_arguments(graph, arrays: dict) -> dict:
         raise ArgumentError(f"graph {graph.name!r}: {'; '.join(parts)}; it takes {', '.join(expected) or 'nothing'}")
     bound = {}
     for name, v in expected.items():
-        bound[v] = _convert(name, v, arrays[name])
+        bound[v] = convert(name, v, arrays[name])
     return bound
 
 
@@ -42,7 +44,7 @@ def _describe(v) -> str:
     return f"{v.dtype}{list(v.shape)}"
 
 
-def _convert(name: str, v, arg) -> np.ndarray:
+def convert_argument(name: str, v, arg) -> np.ndarray:
     typed = isinstance(arg, (np.ndarray, np.generic)) or hasattr(arg, "__array__")
     try:
         a = np.asarray(arg)

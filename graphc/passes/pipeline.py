@@ -1,6 +1,7 @@
 """``compile``: the pass pipeline from a graph to an executable.
 
-verify -> simplify -> remat -> fuse -> schedule -> memory plan -> codegen. Each pass takes the IR (and
+verify -> simplify -> remat -> fuse -> schedule -> memory plan -> codegen (numba CPU or CUDA:
+the same plan for both targets). Each pass takes the IR (and
 the annotations of the passes before it) and returns the same; with ``dump=DIR`` (or the
 environment variable ``GRAPHC_DUMP``) the text IR after every pass is written to DIR, annotated
 with the kernel each value belongs to and the arena offset of each buffer, together with every
@@ -9,11 +10,12 @@ generated kernel's source.
 
 import os
 
-from ..codegen.numba_cpu import kernel_source
+from ..codegen import numba_cpu, numba_cuda
 from ..errors import CompileError
 from ..ir.ops import graph_flops
 from ..ir.text import to_text
 from ..ir.verify import verify
+from ..runtime import cuda as cuda_runtime
 from ..runtime.executable import Executable
 from .fusion import fuse as fuse_pass
 from .fusion import VIEWS, group_reads
@@ -23,13 +25,14 @@ from .remat import STRATEGIES, forward_ids, rematerialize
 from .schedule import schedule
 from .simplify import simplify
 
-TARGETS = ("cpu",)
+TARGETS = ("cpu", "cuda", "auto")
+# the simulator runs a Python thread per CUDA thread (about a millisecond each): small launches
+SIMULATOR_LAUNCH = {"threads": 4, "max_blocks": 2}
 
 
 def compile(graph, target="cpu", fuse=True, remat="none", dump=None) -> Executable:
     """Compile ``graph`` into an executable: ``fn(**arrays) -> {output: ndarray}``."""
-    if target not in TARGETS:
-        raise CompileError(f"target {target!r} is not available; graphc compiles for {', '.join(TARGETS)}")
+    target = _target(target)
     if not isinstance(remat, Budget) and (not isinstance(remat, str) or remat not in STRATEGIES):
         raise CompileError(f"remat {remat!r} is not a strategy; choose one of {', '.join(STRATEGIES)} "
                            f"or gc.Budget(bytes=N)")
@@ -46,9 +49,7 @@ def compile(graph, target="cpu", fuse=True, remat="none", dump=None) -> Executab
     log.write("3-fuse", to_text(g, notes=_group_notes(fusion.groups)))
     log.write("4-schedule", to_text(g, notes=_group_notes(steps)))
     log.write("5-memory", to_text(g, notes=_memory_notes(g, memory, steps)))
-    by_id = {v.id: v for v in g.nodes}
-    kernels = {s.name: kernel_source(s, [by_id[i] for i in sorted(group_reads(s))])
-               for s in steps if s.kind == "loop"}
+    kernels, copies = _codegen(g, steps, memory, target)
     for name, ks in kernels.items():
         log.write(f"6-codegen-{name}", ks.source)
     saved = saved_values(g, steps, memory)
@@ -65,9 +66,38 @@ def compile(graph, target="cpu", fuse=True, remat="none", dump=None) -> Executab
         "forward_flops": re.forward_flops,
         "remat": remat if isinstance(remat, str) else f"Budget(bytes={remat.bytes})",
         "remat_note": re.note,
+        "target": target,
     }
-    return Executable(g, steps, kernels, memory, stats, _report(graph, g, steps, memory, stats),
-                      _residuals(g, saved, re))
+    report = _report(graph, g, steps, memory, stats)
+    if target == "cuda":
+        return cuda_runtime.CudaExecutable(g, steps, kernels, memory, stats, report, _residuals(g, saved, re), copies)
+    return Executable(g, steps, kernels, memory, stats, report, _residuals(g, saved, re))
+
+
+def _target(target: str) -> str:
+    """"auto" is CUDA on a usable GPU, else the CPU; "cuda" needs a GPU or numba's simulator."""
+    if target not in TARGETS:
+        raise CompileError(f"target {target!r} is not available; graphc compiles for {', '.join(TARGETS)}")
+    if target == "auto":
+        return "cuda" if numba_cuda.gpu_available() else "cpu"
+    if target == "cuda" and not (numba_cuda.simulator() or numba_cuda.gpu_available()):
+        raise CompileError("target 'cuda': numba.cuda finds no usable NVIDIA GPU on this machine (driver and "
+                           "device); compile for target='cpu', or set NUMBA_ENABLE_CUDASIM=1 before starting "
+                           "Python to run the CUDA kernels in numba's simulator")
+    return target
+
+
+def _codegen(g, steps, memory, target: str) -> tuple[dict, dict]:
+    """Kernels by step name, and (CUDA) kernels copying outputs that no step writes."""
+    by_id = {v.id: v for v in g.nodes}
+    leaves = {s.name: [by_id[i] for i in sorted(group_reads(s))] for s in steps}
+    if target == "cpu":
+        return {s.name: numba_cpu.kernel_source(s, leaves[s.name]) for s in steps if s.kind == "loop"}, {}
+    launch = SIMULATOR_LAUNCH if numba_cuda.simulator() else {}
+    kernels = {s.name: numba_cuda.kernel_source(s, leaves[s.name], **launch) for s in steps if s.kind != "view"}
+    written = {v.id for s in steps if s.kind != "view" for v in s.roots}
+    copies = {v.id: numba_cuda.view_copy_kernel(v, **launch) for v in g.outputs.values() if v.id not in written}
+    return kernels, copies
 
 
 def _plan(re, fuse: bool):
@@ -133,7 +163,7 @@ def _memory_notes(graph, memory, steps) -> dict:
 def _report(source, g, steps, memory, stats) -> str:
     lines = [f"graphc compile report: graph {source.name!r}",
              f"  passes: verify, simplify, remat ({len(source.nodes)} -> {len(g.nodes)} values), fuse, schedule, "
-             f"memory plan, codegen (numba cpu)",
+             f"memory plan, codegen (numba {stats['target']})",
              f"  steps: {len(steps)} ({stats['n_loop_kernels']} fused loop kernels, "
              f"{stats['n_library_calls']} library calls, {len(steps) - stats['n_kernels']} views)",
              f"  flops: {stats['flops']:,}   planned peak: {stats['peak_bytes']:,} bytes "

@@ -102,33 +102,41 @@ class Executable:
             return run_library
         ks = self.kernels[group.name]
         fn = load_kernel(ks.source)
-        fresh = self.memory.fresh
-        # each argument: an arena slot (shaped once, on the first call) or a value read per call
-        outs = [(v.id, shape, v.id in fresh) for v, shape in zip(ks.outputs, ks.out_shapes)]
-        ins = [(b.id, shape, b.id in self.memory.offsets) for b, shape in zip(ks.inputs, ks.in_shapes)]
-        self._kernel_args += [(i, shape) for i, shape, in_arena in ins if in_arena]
-        self._kernel_args += [(i, shape) for i, shape, is_fresh in outs if not is_fresh]
+        outs, ins = self._kernel_plan(ks)
         unsealed = True
 
         def run_kernel(env):
             nonlocal unsealed
-            fixed = self._shaped
-            args = []
-            for i, shape, is_fresh in outs:
-                if is_fresh:
-                    buf = env[i] = self._buffer(self.graph.nodes[i])
-                    args.append(buf.reshape(shape))
-                else:
-                    env[i] = self._slots[i]
-                    args.append(fixed[i, shape])
-            for i, shape, in_arena in ins:
-                a = fixed[i, shape] if in_arena else env[i]
-                args.append(a if a.shape == shape else a.reshape(shape))
-            fn(*args)
+            fn(*self._kernel_arguments(env, outs, ins))
             if unsealed:  # numba has now written (or loaded) its cache files for this kernel
                 unsealed = False
                 seal(ks.source)
         return run_kernel
+
+    def _kernel_plan(self, ks) -> tuple[list, list]:
+        """How each argument of a kernel is found: an arena slot (shaped once, with the arena)
+        or a value read per call."""
+        fresh = self.memory.fresh
+        outs = [(v.id, shape, v.id in fresh) for v, shape in zip(ks.outputs, ks.out_shapes)]
+        ins = [(b.id, shape, b.id in self.memory.offsets) for b, shape in zip(ks.inputs, ks.in_shapes)]
+        self._kernel_args += [(i, shape) for i, shape, in_arena in ins if in_arena]
+        self._kernel_args += [(i, shape) for i, shape, is_fresh in outs if not is_fresh]
+        return outs, ins
+
+    def _kernel_arguments(self, env, outs, ins) -> list:
+        fixed = self._shaped
+        args = []
+        for i, shape, is_fresh in outs:
+            if is_fresh:
+                buf = env[i] = self._buffer(self.graph.nodes[i])
+                args.append(buf.reshape(shape))
+            else:
+                env[i] = self._slots[i]
+                args.append(fixed[i, shape])
+        for i, shape, in_arena in ins:
+            a = fixed[i, shape] if in_arena else env[i]
+            args.append(a if a.shape == shape else a.reshape(shape))
+        return args
 
     # ------------------------------------------------------------ running
 

@@ -1,0 +1,433 @@
+"""numba.cuda code generation: the fused groups of the CPU plan as ``cuda.jit`` kernels.
+
+Every step that writes a buffer becomes one kernel; views cost nothing, because every kernel
+reads its operands through their views by index arithmetic (``access``, here also through
+``reshape``), so no view is ever materialized on the device.
+
+- Elementwise groups: a grid-stride loop over the domain, one element per thread per round.
+- Reductions: one block per result element (or ``parts`` blocks for few, long results). Each
+  thread accumulates a strided share of the reduced elements, computing and storing the
+  prologue on the way, then the block combines the shares by a shared-memory tree. With parts,
+  each block leaves its partial in a scratch array and the last block to finish (an atomic
+  ticket) combines the partials in order. The combination order depends only on the shapes and
+  the block size, never on timing, so results are deterministic. The epilogue then runs in
+  every thread of the finishing block (thread 0 stores it) and the row epilogue runs over the
+  row again, split across the block's threads.
+- Matmul: a shared-memory tiled kernel, batch dimensions on the grid's z axis.
+- concat, pad, one_hot, take_along_axis, scatter_add, argmax/argmin: one thread per result
+  element. scatter_add gathers (each result sums the updates aimed at it, in order) instead of
+  racing with atomics, so it is deterministic; index ops check their indices on the device and
+  record the first bad one in an error array the runtime reads after the call.
+
+Indices are unsigned 64-bit like the CPU kernels' (numba would turn a mix of signed and
+unsigned into floats). Identifiers are made here; constants are validated literals.
+"""
+
+import math
+
+from ..errors import CompileError
+from ..ir import dtypes as dt
+from ..passes.fusion import INDEXED_VIEWS
+from .numba_cpu import (CTOR, LOWER, LOWER_INT, UNSIGNED, KernelSource, Reduction, acc_dtype, acc_init, access,
+                        arg_shape, assign, indent, is_literal, literal, loads, row_point)
+
+def cuda_module():
+    """``numba.cuda``, imported on first use: a CPU-only user never pays for it."""
+    from numba import cuda
+
+    return cuda
+
+
+def simulator() -> bool:
+    from numba.core import config
+
+    return bool(config.ENABLE_CUDASIM)
+
+
+def gpu_available() -> bool:
+    """A real GPU that numba can use (the simulator does not count)."""
+    try:
+        return not simulator() and cuda_module().is_available()
+    except Exception:  # noqa: BLE001 - no driver, no toolkit, no device: no GPU either way
+        return False
+
+
+MATH = {False: "import math", True: "from graphc.codegen import sim_math as math"}  # see sim_math
+THREADS = 256  # threads per block; reductions combine this many shares, so it is part of the source
+TILE = 16  # matmul tile edge: a TILE x TILE block computes a TILE x TILE tile of the result
+MIN_BLOCKS = 1024  # reductions with fewer results than this split each one over several blocks
+MAX_BLOCKS = 65535  # grid-stride loops cover what a grid of at most this many blocks does not
+
+PRELUDE = '''\
+{math}
+
+import numpy as np
+from numba import cuda
+
+
+@cuda.jit(device=True)
+def _sigmoid(x):
+    e = math.exp(-abs(x))
+    return 1 / (1 + e) if x >= 0 else e / (1 + e)
+
+
+@cuda.jit(device=True)
+def _sigmoid32(x):
+    e = math.exp(-abs(x))
+    one = np.float32(1.0)
+    return one / (one + e) if x >= 0 else e / (one + e)
+
+
+@cuda.jit(device=True)
+def _softplus(x):
+    return max(x, 0) + math.log1p(math.exp(-abs(x)))
+
+
+@cuda.jit(device=True)
+def _maximum(a, b):
+    return a if a != a or a >= b else b
+
+
+@cuda.jit(device=True)
+def _minimum(a, b):
+    return a if a != a or a <= b else b
+'''
+
+_LOWER_CUDA = {**LOWER, "sign": "{0} if {0} != {0} else ({one} if {0} > {zero} else ({zero} - {one} if {0} < {zero} "
+                                "else {zero}))"}
+
+
+def cuda_template(v) -> str:
+    """The CUDA lowering of ``v``'s op: libdevice's float32 functions are fast and vectorization
+    is no concern here, so only integer wrapping differs from the plain table."""
+    try:
+        template = _LOWER_CUDA[v.op]
+    except KeyError:
+        raise CompileError(f"%{v.id}: no CUDA lowering for op {v.op!r}") from None
+    if v.dtype == "float32" and v.op == "sigmoid":
+        return "_sigmoid32({0})"
+    return LOWER_INT.get(v.op, template) if v.dtype in UNSIGNED else template
+
+
+def _u(n) -> str:
+    return f"np.uint64({n})"
+
+
+def through(v, index: list) -> tuple:
+    """``access`` that also follows ``reshape``: the row-major position of ``index`` in the
+    reshaped value, taken apart again in the shape underneath."""
+    v, index = access(v, index)
+    while v.op == "reshape":
+        src = v.inputs[0]
+        terms = [(i, d) for i, d in zip(index, v.shape) if d != 1]
+        flat = ""
+        for i, d in terms:
+            flat = i if not flat else f"({flat}) * {_u(d)} + {i}"
+        inner = []
+        for k, d in reversed(list(enumerate(src.shape))):
+            if d == 1:
+                inner.append(_u(0))
+                continue
+            stride = math.prod(src.shape[k + 1:])
+            part = flat if stride == 1 else f"({flat}) // {_u(stride)}"
+            inner.append(part if k == 0 else f"({part}) % {_u(d)}")
+        index = list(reversed(inner)) if flat else [_u(0)] * src.ndim
+        v, index = access(src, index)
+    return v, index
+
+
+def _unravel(flat: str, shape, names: list) -> list:
+    """Lines setting ``names[k]`` to the index of row-major position ``flat`` along axis k."""
+    lines, rest = [], flat
+    for k in reversed(range(len(shape))):
+        if k == 0:
+            lines.append(f"{names[k]} = {rest}")
+        else:
+            lines.append(f"{names[k]} = {rest} % {_u(shape[k])}")
+            lines.append(f"t{k} = {rest} // {_u(shape[k])}")
+            rest = f"t{k}"
+    return lines
+
+
+def _kernel(group_name, outputs, bases, in_shapes, out_shapes, lines, launch, extras=()) -> KernelSource:
+    """The kernel's source and call: outputs ``o<k>``, base arrays ``a<k>``, then ``extras``
+    ((name, dtype, size): zeroed scratch the runtime allocates with the arena), launched as
+    ``launch`` = (blocks, threads), each an int or a tuple."""
+    args = [f"o{k}" for k in range(len(outputs))] + [f"a{k}" for k in range(len(bases))] + [e[0] for e in extras]
+    head = ["@cuda.jit(cache=True)", f"def kernel({', '.join(args)}):"]
+    src = PRELUDE.format(math=MATH[simulator()]) + "\n\n" + "\n".join(head + indent(lines, 1)) + "\n"
+    ks = KernelSource(group_name, src, list(outputs), bases, in_shapes, out_shapes)
+    ks.launch, ks.extras, ks.bound = launch, list(extras), None
+    return ks
+
+
+def _grid_stride(n: int, threads: int, max_blocks: int) -> tuple[list, int]:
+    """A grid-stride loop over ``n`` items (index ``k``) and the blocks to launch for it."""
+    lines = ["k = np.uint64(cuda.grid(1))", "step = np.uint64(cuda.gridsize(1))", f"while k < {_u(n)}:"]
+    return lines, max(1, min(-(-n // threads), max_blocks))
+
+
+def elementwise_kernel(group, leaves, threads, max_blocks) -> KernelSource:
+    shape = group.roots[0].shape
+    flat = all(leaf.op not in INDEXED_VIEWS and leaf.op != "reshape"
+               or is_literal(through(leaf, ["0"] * leaf.ndim)[0]) for leaf in leaves)
+    domain = (math.prod(shape),) if flat or not shape else shape
+    index = [f"i{a}" for a in range(len(domain))]
+    names, bases = {}, []
+    hoisted, point = loads(leaves, names, index, bases, through=through)
+    point += assign(group.values, names, cuda_template)
+    point += [f"o{k}[{', '.join(index)}] = {names[r.id]}" for k, r in enumerate(group.roots)]
+    loop, blocks = _grid_stride(math.prod(domain), threads, max_blocks)
+    lines = hoisted + loop + indent(_unravel("k", domain, index) + point + ["k += step"], 1)
+    return _kernel(group.name, group.roots, bases, [arg_shape(b, flat) for b in bases],
+                   [domain] * len(group.roots), lines, (blocks, threads))
+
+
+_COMBINE = {"sum": "{0} + {1}", "max": "_maximum({0}, {1})", "min": "_minimum({0}, {1})"}
+
+
+def _tree(op: str, threads: int) -> list:
+    """Combine ``sh[0:threads]`` into ``sh[0]`` in a fixed order; every thread then reads it."""
+    lines = ["cuda.syncthreads()"]
+    s = threads // 2
+    while s:
+        lines += [f"if t < {_u(s)}:", f"    sh[t] = {_COMBINE[op].format('sh[t]', f'sh[t + {_u(s)}]')}",
+                  "cuda.syncthreads()"]
+        s //= 2
+    return lines + ["acc = sh[0]", "cuda.syncthreads()"]
+
+
+def reduction_kernel(group, leaves, threads, max_blocks) -> KernelSource:
+    r = Reduction(group, leaves, zero=_u(0))
+    root, x, domain, axes, kept, index = r.root, r.x, r.domain, r.axes, r.kept, r.index
+    n_out, n_red = math.prod(domain[a] for a in kept), math.prod(domain[a] for a in axes)
+    threads = min(threads, max(32, 1 << max(n_red - 1, 0).bit_length()))  # short rows: smaller blocks
+    parts = max(1, min(-(-MIN_BLOCKS // max(n_out, 1)), -(-n_red // (threads * 4))))
+    out_arg, names, bases = r.out_arg, {}, []
+    pro_leaves, epi_leaves, prologue, epilogue, stored, finals = (r.pro_leaves, r.epi_leaves, r.prologue,
+                                                                  r.epilogue, r.stored, r.finals)
+    hoisted, point = loads(pro_leaves, names, index, bases, through=through)
+    point += assign(prologue, names, cuda_template)
+    point += [f"{out_arg[v.id]}[{', '.join(index)}] = {names[v.id]}" for v in stored]
+    reduced = names[x.id]
+    combine = _COMBINE[root.op]
+    accumulate = f"acc = {combine.format('acc', f'np.{acc_dtype(root)}({reduced})')}"
+
+    red_shape = [domain[a] for a in axes]
+    red_index = [f"i{a}" for a in axes]
+    lines = [f"sh = cuda.shared.array({threads}, dtype=np.{acc_dtype(root)})",
+             "t = np.uint64(cuda.threadIdx.x)", "w = np.uint64(cuda.blockIdx.x)",
+             f"while w < {_u(n_out * parts)}:"]
+    share = ["q = w" if parts == 1 else f"q = w // {_u(parts)}"]
+    share += _unravel("q", [domain[a] for a in kept], [f"i{a}" for a in kept]) if kept else []
+    if parts == 1:
+        share += ["r = t", f"while r < {_u(n_red)}:"]
+    else:
+        chunk = -(-n_red // parts)
+        share += [f"p = w % {_u(parts)}", f"r = p * {_u(chunk)} + t",
+                  f"while r < min(p * {_u(chunk)} + {_u(chunk)}, {_u(n_red)}):"]
+    share = [f"acc = {acc_init(root)}"] + share
+    share += indent(_unravel("r", red_shape, red_index) + point + [accumulate, f"r += {_u(threads)}"], 1)
+    share += ["sh[t] = acc"] + _tree(root.op, threads)
+
+    names[root.id] = f"v{root.id}"
+    finish = [f"v{root.id} = {CTOR[root.dtype]}(acc)", "if t == 0:", f"    o0[{r.out_index}] = v{root.id}"]
+    finish += sum(loads(epi_leaves, names, r.result_index, bases, prefix="e", through=through), [])
+    finish += assign(epilogue, names, cuda_template)
+    finish += ["if t == 0:"] + [f"    {out_arg[v.id]}[{', '.join(r.result_index)}] = {names[v.id]}" for v in finals]
+    finish += ["    pass"] if not finals else []
+    if group.row:
+        finish += _row_pass(group, leaves, names, index, bases, out_arg, stored, red_shape, red_index, threads)
+    extras = ()
+    if parts > 1:  # leave this block's partial; the last of a result's blocks combines them all
+        extras = (("part", acc_dtype(root), n_out * parts), ("ticket", "uint32", n_out))
+        lines.insert(1, "last = cuda.shared.array(1, dtype=np.int32)")
+        finish = (["if t == 0:", "    part[w] = acc", "cuda.threadfence()", "if t == 0:",
+                   f"    last[0] = cuda.atomic.add(ticket, q, 1) == {parts - 1}", "cuda.syncthreads()",
+                   "if last[0] != 0:"]
+                  + indent([f"acc = {acc_init(root)}", "j = t", f"while j < {_u(parts)}:",
+                            f"    acc = {combine.format('acc', f'part[q * {_u(parts)} + j]')}",
+                            f"    j += {_u(threads)}", "sh[t] = acc"] + _tree(root.op, threads)
+                           + ["if t == 0:", "    ticket[q] = 0"] + finish, 1))
+    lines += indent(share + finish + ["w += np.uint64(cuda.gridDim.x)"], 1)
+    blocks = max(1, min(n_out * parts, max_blocks))
+    return _kernel(group.name, r.outputs, bases, [arg_shape(b, False) for b in bases], r.out_shapes,
+                   hoisted + lines, (blocks, threads), extras)
+
+
+def _row_pass(group, leaves, names, index, bases, out_arg, stored, red_shape, red_index, threads) -> list:
+    """The row epilogue: the block's threads walk the reduced elements again."""
+    point = row_point(group, leaves, names, index, bases, out_arg, stored, cuda_template, through)
+    return (["cuda.syncthreads()", "r = t", f"while r < {_u(math.prod(red_shape))}:"]
+            + indent(_unravel("r", red_shape, red_index) + point + [f"r += {_u(threads)}"], 1))
+
+
+# ---------------------------------------------------------------- library steps
+
+
+def _read(v, index: list, bases: list) -> str:
+    """An expression reading value ``v`` at ``index`` (through its views) from argument ``a<k>``."""
+    base, at = through(v, index)
+    if is_literal(base):
+        return literal(base.attrs["value"][()], base.dtype)
+    k = next((j for j, b in enumerate(bases) if b is base), len(bases))
+    if k == len(bases):
+        bases.append(base)
+    return f"a{k}[{', '.join(at) or '0'}]"
+
+
+def _pointwise(v, lines_at, threads, max_blocks, extras=()) -> KernelSource:
+    """A kernel with one thread per element of ``v``: ``lines_at(index, bases)`` computes
+    ``res`` at ``index`` (unsigned indices ``i0``..)."""
+    shape = v.shape or (1,)
+    index = [f"i{a}" for a in range(len(shape))]
+    bases = []
+    point = lines_at(index[:v.ndim], bases)
+    loop, blocks = _grid_stride(math.prod(shape), threads, max_blocks)
+    lines = loop + indent(_unravel("k", shape, index) + point + [f"o0[{', '.join(index)}] = res", "k += step"], 1)
+    return _kernel(None, [v], bases, [arg_shape(b, False) for b in bases], [shape], lines,
+                   (blocks, threads), extras)
+
+
+def _check(op: str, idx: str, size: int) -> list:
+    """Record an out-of-range index (the runtime raises DataError after the call) and read 0."""
+    return [f"if {idx} < 0 or {idx} >= {size}:", "    err[0] = 1", f"    err[1] = {idx}", f"    {idx} = 0"]
+
+
+def _concat(v, index, bases):
+    axis, lines, start = v.attrs["axis"], [], 0
+    for n, x in enumerate(v.inputs):
+        stop = start + x.shape[axis]
+        at = list(index)
+        at[axis] = f"({index[axis]} - {_u(start)})" if start else index[axis]
+        head = "if" if n == 0 else ("elif" if n < len(v.inputs) - 1 else "else")
+        lines += [f"{head} {index[axis]} < {_u(stop)}:" if head != "else" else "else:",
+                  f"    res = {_read(x, at, bases)}"]
+        start = stop
+    if len(v.inputs) == 1:
+        lines = [f"res = {_read(v.inputs[0], index, bases)}"]
+    return lines
+
+
+def _pad(v, index, bases):
+    (x,) = v.inputs
+    conds, at = [], []
+    for i, n, lo, gap in zip(index, x.shape, v.attrs["low"], v.attrs["interior"]):
+        s = gap + 1
+        conds.append(f"{i} >= {_u(lo)} and ({i} - {_u(lo)}) % {_u(s)} == 0 and ({i} - {_u(lo)}) // {_u(s)} < {_u(n)}")
+        at.append(f"({i} - {_u(lo)}) // {_u(s)}")
+    inside = " and ".join(f"({c})" for c in conds) or "True"
+    zero = literal(0, v.dtype)
+    return [f"res = {zero}", f"if {inside}:", f"    res = {_read(x, at, bases)}"]
+
+
+def _one_hot(v, index, bases):
+    (labels,) = v.inputs
+    depth = v.attrs["depth"]
+    return ([f"lab = np.int64({_read(labels, index[:-1], bases)})"] + _check("one_hot", "lab", depth)
+            + [f"res = {literal(1, v.dtype)} if np.uint64(lab) == {index[-1]} else {literal(0, v.dtype)}"])
+
+
+def _take(v, index, bases):
+    x, idx = v.inputs
+    axis = v.attrs["axis"]
+    at = list(index)
+    at[axis] = "np.uint64(j)"
+    return ([f"j = np.int64({_read(idx, index, bases)})"] + _check("take_along_axis", "j", x.shape[axis])
+            + [f"res = {_read(x, at, bases)}"])
+
+
+def _scatter(v, index, bases):
+    upd, idx = v.inputs
+    axis = v.attrs["axis"]
+    at = list(index)
+    at[axis] = "m"
+    acc = "np.float64" if dt.is_float(v.dtype) else CTOR[v.dtype]
+    add = "acc + np.float64(u)" if dt.is_float(v.dtype) else f"{CTOR[v.dtype]}({UNSIGNED[v.dtype]}(acc) + {UNSIGNED[v.dtype]}(u))"
+    return ([f"acc = {acc}(0)", f"for m in range({_u(upd.shape[axis])}):",
+             f"    j = np.int64({_read(idx, at, bases)})"]
+            + indent(_check("scatter_add", "j", v.attrs["size"]), 1)
+            + [f"    if np.uint64(j) == {index[axis]}:", f"        u = {_read(upd, at, bases)}",
+               f"        acc = {add}", f"res = {CTOR[v.dtype]}(acc)"])
+
+
+def _arg(v, index, bases):
+    (x,) = v.inputs
+    axis, keep = v.attrs["axis"], v.attrs["keepdims"]
+    outer = list(index) if keep else index[:axis] + ["0"] + index[axis:]
+    at = [("m" if a == axis else i) for a, i in enumerate(outer)]
+    first = [("np.uint64(0)" if a == axis else i) for a, i in enumerate(outer)]
+    better = ">" if v.op == "argmax" else "<"
+    nan = " or y != y" if dt.is_float(x.dtype) else ""
+    still = "best == best and " if dt.is_float(x.dtype) else ""
+    return ([f"best = {_read(x, first, bases)}", "res = np.int64(0)",
+             f"for m in range(np.uint64(1), {_u(x.shape[axis])}):", f"    y = {_read(x, at, bases)}",
+             f"    if {still}(y {better} best{nan}):", "        best = y", "        res = np.int64(m)"])
+
+
+_POINTWISE = {"concat": _concat, "pad": _pad, "one_hot": _one_hot, "take_along_axis": _take,
+              "scatter_add": _scatter, "argmax": _arg, "argmin": _arg}
+_CHECKED = {"one_hot": lambda v: v.attrs["depth"], "take_along_axis": lambda v: v.inputs[0].shape[v.attrs["axis"]],
+            "scatter_add": lambda v: v.attrs["size"]}
+
+
+def matmul_kernel(v, tile) -> KernelSource:
+    a, b = v.inputs
+    m, n, kdim = v.shape[-2], v.shape[-1], a.shape[-1]
+    batch = v.shape[:-2]
+    nb = math.prod(batch)
+    bidx = [f"b{k}" for k in range(len(batch))]
+    bases = []
+    acc = "float32" if v.dtype == "float32" else ("float64" if v.dtype == "float64" else v.dtype)
+    zero = literal(0, v.dtype)
+    lines = [f"sa = cuda.shared.array(({tile}, {tile}), dtype=np.{v.dtype})",
+             f"sb = cuda.shared.array(({tile}, {tile}), dtype=np.{v.dtype})",
+             "tx = np.uint64(cuda.threadIdx.x)", "ty = np.uint64(cuda.threadIdx.y)",
+             f"j = np.uint64(cuda.blockIdx.x) * {_u(tile)} + tx", f"i = np.uint64(cuda.blockIdx.y) * {_u(tile)} + ty",
+             "z = np.uint64(cuda.blockIdx.z)", f"while z < {_u(nb)}:"]
+    inner = _unravel("z", batch, bidx) if batch else []
+    inner += [f"acc = np.{acc}(0)", f"for k0 in range(np.uint64(0), {_u(kdim)}, {_u(tile)}):",
+              f"    if i < {_u(m)} and k0 + tx < {_u(kdim)}:",
+              f"        sa[ty, tx] = {_read(a, bidx + ['i', 'k0 + tx'], bases)}",
+              "    else:", f"        sa[ty, tx] = {zero}",
+              f"    if j < {_u(n)} and k0 + ty < {_u(kdim)}:",
+              f"        sb[ty, tx] = {_read(b, bidx + ['k0 + ty', 'j'], bases)}",
+              "    else:", f"        sb[ty, tx] = {zero}",
+              "    cuda.syncthreads()",
+              f"    for kk in range({tile}):",
+              "        acc += sa[ty, kk] * sb[kk, tx]",
+              "    cuda.syncthreads()",
+              f"if i < {_u(m)} and j < {_u(n)}:", f"    o0[{', '.join(bidx + ['i', 'j'])}] = {CTOR[v.dtype]}(acc)",
+              "z += np.uint64(cuda.gridDim.z)"]
+    lines += indent(inner, 1)
+    launch = ((-(-n // tile), -(-m // tile), max(1, min(nb, MAX_BLOCKS))), (tile, tile))
+    return _kernel(None, [v], bases, [arg_shape(x, False) for x in bases], [v.shape], lines, launch)
+
+
+def view_copy_kernel(v, threads=THREADS, max_blocks=MAX_BLOCKS) -> KernelSource:
+    """Copy ``v`` (a view, an argument or a constant) into a buffer of its own: for outputs."""
+    return _pointwise(v, lambda index, bases: [f"res = {_read(v, index, bases)}"], threads, max_blocks)
+
+
+def library_kernel(group, threads, max_blocks) -> KernelSource:
+    (v,) = group.roots
+    if v.op == "matmul":
+        ks = matmul_kernel(v, TILE if threads >= TILE * TILE else max(2, int(math.isqrt(threads))))
+    else:
+        try:
+            rule = _POINTWISE[v.op]
+        except KeyError:
+            raise CompileError(f"%{v.id}: no CUDA lowering for op {v.op!r}") from None
+        extras = (("err", "int64", 2),) if v.op in _CHECKED else ()
+        ks = _pointwise(v, lambda index, bases: rule(v, index, bases), threads, max_blocks, extras)
+        ks.bound = _CHECKED[v.op](v) if v.op in _CHECKED else None  # indices must lie in [0, bound)
+    ks.name = group.name
+    return ks
+
+
+def kernel_source(group, leaves, threads: int = THREADS, max_blocks: int = MAX_BLOCKS) -> KernelSource:
+    """The CUDA kernel of a loop or library step."""
+    if group.kind == "library":
+        return library_kernel(group, threads, max_blocks)
+    make = elementwise_kernel if group.reduction is None else reduction_kernel
+    return make(group, leaves, threads, max_blocks)

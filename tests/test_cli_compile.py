@@ -74,3 +74,11 @@ def test_demo_trains_and_reports(tmp_path):
     assert len(losses) >= 3 and losses[-1] < losses[0] / 2
     assert "graphc compile report" in r.stdout
     assert np.isfinite(losses).all()
+
+
+def test_compile_for_cuda(model):
+    """--target cuda: on a GPU, or in the simulator that conftest.py turns on (subprocesses
+    inherit it)."""
+    r = run(["compile", "m.json", "--target", "cuda"], cwd=model)
+    assert r.returncode == 0, r.stderr
+    assert "codegen (numba cuda)" in r.stdout

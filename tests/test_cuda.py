@@ -233,3 +233,11 @@ def test_cuda_without_a_gpu_is_a_compile_error():
     assert "CompileError: target 'cuda': numba.cuda finds no usable NVIDIA GPU" in done.stdout, done.stderr
     assert "NUMBA_ENABLE_CUDASIM=1" in done.stdout
     assert done.stdout.strip().splitlines()[-1] == "cpu"
+
+
+def test_profile_remat_on_the_cuda_target():
+    graph = gc.grad(examples.residual_mlp(blocks=2, width=4, batch=2))
+    rows = gc.profile_remat(graph, strategies=["none", "mincut"], repeat=1, target="cuda")
+    assert [r["executable"].stats["target"] for r in rows] == ["cuda", "cuda"]
+    assert rows[1]["saved_bytes"] < rows[0]["saved_bytes"]
+    assert all(r["measured_peak_bytes"] >= r["planned_peak_bytes"] for r in rows)

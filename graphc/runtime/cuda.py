@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from ..codegen.cache import load_kernel
+from ..codegen.cache import load_kernel, seal
 from ..codegen.numba_cuda import cuda_module, simulator
 from ..errors import ArgumentError, DataError, DTypeError, ShapeError
 from ..ir.interpret import bind_arguments, convert_argument
@@ -79,8 +79,14 @@ class CudaExecutable(Executable):
             v = group.roots[0]
             self._checks.append((group.name, f"%{v.id} ({v.op})", ks.bound))
 
+        unsealed = True
+
         def run_kernel(env):
+            nonlocal unsealed
             launch(*self._kernel_arguments(env, outs, ins), *(self._scratch[group.name, e] for e in extras))
+            if unsealed:  # numba-cuda has written (or loaded) its cache files: checksum them (see cache)
+                unsealed = False
+                seal(ks.source)
         return run_kernel
 
     def _buffer(self, v):

@@ -46,11 +46,12 @@ def budget_bytes(graph, budgets) -> list:
     return out
 
 
-def profile_remat(graph, strategies=("none", "sqrt", "mincut"), budgets=(), inputs=None, repeat: int = 5) -> list:
+def profile_remat(graph, strategies=("none", "sqrt", "mincut"), budgets=(), inputs=None, repeat: int = 5,
+                  target: str = "cpu") -> list:
     """One row per strategy, then one per budget (bytes, or "60%" of the ``none`` plan's peak):
     ``strategy``, ``planned_peak_bytes``, ``measured_peak_bytes``, ``saved_bytes``,
     ``recompute_flops``, ``recompute_pct`` (of the forward's flops), ``time_s`` (median of
-    ``repeat`` calls) and the ``executable`` itself."""
+    ``repeat`` calls) and the ``executable`` itself, each compiled for ``target``."""
     from ..passes.budget import Budget
     from ..passes.pipeline import compile
 
@@ -58,7 +59,7 @@ def profile_remat(graph, strategies=("none", "sqrt", "mincut"), budgets=(), inpu
     plans = list(strategies) + [Budget(b) for b in budget_bytes(graph, budgets)]
     rows = []
     for strategy in plans:
-        fn = compile(graph, remat=strategy)
+        fn = compile(graph, target=target, remat=strategy)
         fn(**arrays)  # numba compiles (or loads) the kernels on the first call
         measured = fn.profile(**arrays)["peak_bytes"]
         times = []

@@ -241,3 +241,16 @@ def test_profile_remat_on_the_cuda_target():
     assert [r["executable"].stats["target"] for r in rows] == ["cuda", "cuda"]
     assert rows[1]["saved_bytes"] < rows[0]["saved_bytes"]
     assert all(r["measured_peak_bytes"] >= r["planned_peak_bytes"] for r in rows)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "int32"])
+def test_matmul_over_several_tiles_with_ragged_edges(dtype):
+    """Results larger than a block's tile, sizes no tile divides, a transposed operand read in
+    place and a batch."""
+    g = gc.Graph("mm")
+    a = g.input("a", (2, 9, 7), dtype)
+    b = g.input("b", (2, 11, 7), dtype)
+    g.output("c", a @ gc.transpose(b, (0, 2, 1)))
+    rng = np.random.default_rng(10)
+    args = {k: rng.integers(-5, 5, v.shape).astype(dtype) for k, v in g.inputs.items()}
+    assert_outputs_close(_cuda(g)(**args), gc.evaluate(g, **args))

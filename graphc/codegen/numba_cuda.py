@@ -54,7 +54,7 @@ def gpu_available() -> bool:
 
 MATH = {False: "import math", True: "from graphc.codegen import sim_math as math"}  # see sim_math
 THREADS = 256  # threads per block; reductions combine this many shares, so it is part of the source
-TILE = 16  # matmul tile edge: a TILE x TILE block computes a TILE x TILE tile of the result
+REACH = 4  # a matmul thread computes REACH x REACH results: a 16 x 16 block, a 64 x 64 tile
 MIN_BLOCKS = 1024  # reductions with fewer results than this split each one over several blocks
 MAX_BLOCKS = 65535  # grid-stride loops cover what a grid of at most this many blocks does not
 
@@ -243,7 +243,8 @@ def reduction_kernel(group, leaves, threads, max_blocks) -> KernelSource:
         extras = (("part", acc_dtype(root), n_out * parts), ("ticket", "uint32", n_out))
         lines.insert(1, "last = cuda.shared.array(1, dtype=np.int32)")
         finish = (["if t == 0:", "    part[w] = acc", "cuda.threadfence()", "if t == 0:",
-                   f"    last[0] = cuda.atomic.add(ticket, q, 1) == {parts - 1}", "cuda.syncthreads()",
+                   f"    last[0] = 1 if cuda.atomic.add(ticket, q, np.uint32(1)) == np.uint32({parts - 1}) else 0",
+                   "cuda.syncthreads()",
                    "if last[0] != 0:"]
                   + indent([f"acc = {acc_init(root)}", "j = t", f"while j < {_u(parts)}:",
                             f"    acc = {combine.format('acc', f'part[q * {_u(parts)} + j]')}",
@@ -371,36 +372,49 @@ _CHECKED = {"one_hot": lambda v: v.attrs["depth"], "take_along_axis": lambda v: 
             "scatter_add": lambda v: v.attrs["size"]}
 
 
-def matmul_kernel(v, tile) -> KernelSource:
+def matmul_kernel(v, side: int, reach: int) -> KernelSource:
+    """A ``side`` x ``side`` block computes a tile of ``side * reach`` squared results, each
+    thread ``reach`` x ``reach`` of them (rows ``ty + side * r``, columns ``tx + side * c``) in
+    named accumulators, so they live in registers. K advances ``side`` at a time through two
+    shared tiles; neighbouring threads load neighbouring elements (coalesced) and read the tiles
+    without bank conflicts."""
     a, b = v.inputs
     m, n, kdim = v.shape[-2], v.shape[-1], a.shape[-1]
     batch = v.shape[:-2]
     nb = math.prod(batch)
     bidx = [f"b{k}" for k in range(len(batch))]
+    edge = side * reach
     bases = []
-    acc = "float32" if v.dtype == "float32" else ("float64" if v.dtype == "float64" else v.dtype)
     zero = literal(0, v.dtype)
-    lines = [f"sa = cuda.shared.array(({tile}, {tile}), dtype=np.{v.dtype})",
-             f"sb = cuda.shared.array(({tile}, {tile}), dtype=np.{v.dtype})",
+    rows = [f"ty + {_u(side * r)}" for r in range(reach)]
+    cols = [f"tx + {_u(side * c)}" for c in range(reach)]
+    lines = [f"sa = cuda.shared.array(({side}, {edge}), dtype=np.{v.dtype})",
+             f"sb = cuda.shared.array(({side}, {edge}), dtype=np.{v.dtype})",
              "tx = np.uint64(cuda.threadIdx.x)", "ty = np.uint64(cuda.threadIdx.y)",
-             f"j = np.uint64(cuda.blockIdx.x) * {_u(tile)} + tx", f"i = np.uint64(cuda.blockIdx.y) * {_u(tile)} + ty",
+             f"j0 = np.uint64(cuda.blockIdx.x) * {_u(edge)}", f"i0 = np.uint64(cuda.blockIdx.y) * {_u(edge)}",
              "z = np.uint64(cuda.blockIdx.z)", f"while z < {_u(nb)}:"]
     inner = _unravel("z", batch, bidx) if batch else []
-    inner += [f"acc = np.{acc}(0)", f"for k0 in range(np.uint64(0), {_u(kdim)}, {_u(tile)}):",
-              f"    if i < {_u(m)} and k0 + tx < {_u(kdim)}:",
-              f"        sa[ty, tx] = {_read(a, bidx + ['i', 'k0 + tx'], bases)}",
-              "    else:", f"        sa[ty, tx] = {zero}",
-              f"    if j < {_u(n)} and k0 + ty < {_u(kdim)}:",
-              f"        sb[ty, tx] = {_read(b, bidx + ['k0 + ty', 'j'], bases)}",
-              "    else:", f"        sb[ty, tx] = {zero}",
-              "    cuda.syncthreads()",
-              f"    for kk in range({tile}):",
-              "        acc += sa[ty, kk] * sb[kk, tx]",
-              "    cuda.syncthreads()",
-              f"if i < {_u(m)} and j < {_u(n)}:", f"    o0[{', '.join(bidx + ['i', 'j'])}] = {CTOR[v.dtype]}(acc)",
-              "z += np.uint64(cuda.gridDim.z)"]
-    lines += indent(inner, 1)
-    launch = ((-(-n // tile), -(-m // tile), max(1, min(nb, MAX_BLOCKS))), (tile, tile))
+    inner += [f"c{r}_{c} = {zero}" for r in range(reach) for c in range(reach)]
+    loop = []
+    for r, row in enumerate(rows):
+        loop += [f"if i0 + {row} < {_u(m)} and k0 + tx < {_u(kdim)}:",
+                 f"    sa[tx, {row}] = {_read(a, bidx + [f'i0 + {row}', 'k0 + tx'], bases)}",
+                 "else:", f"    sa[tx, {row}] = {zero}"]
+    for c, col in enumerate(cols):
+        loop += [f"if k0 + ty < {_u(kdim)} and j0 + {col} < {_u(n)}:",
+                 f"    sb[ty, {col}] = {_read(b, bidx + ['k0 + ty', f'j0 + {col}'], bases)}",
+                 "else:", f"    sb[ty, {col}] = {zero}"]
+    step = [f"fa{r} = sa[kk, {row}]" for r, row in enumerate(rows)]  # (a<k>, b<k> name arguments, batch indices)
+    step += [f"fb{c} = sb[kk, {col}]" for c, col in enumerate(cols)]
+    step += [f"c{r}_{c} += fa{r} * fb{c}" for r in range(reach) for c in range(reach)]
+    loop += ["cuda.syncthreads()", f"for kk in range({side}):"] + indent(step, 1) + ["cuda.syncthreads()"]
+    inner += [f"for k0 in range(np.uint64(0), {_u(kdim)}, {_u(side)}):"] + indent(loop, 1)
+    for r, row in enumerate(rows):
+        for c, col in enumerate(cols):
+            inner += [f"if i0 + {row} < {_u(m)} and j0 + {col} < {_u(n)}:",
+                      f"    o0[{', '.join(bidx + [f'i0 + {row}', f'j0 + {col}'])}] = {CTOR[v.dtype]}(c{r}_{c})"]
+    lines += indent(inner + ["z += np.uint64(cuda.gridDim.z)"], 1)
+    launch = ((-(-n // edge), -(-m // edge), max(1, min(nb, MAX_BLOCKS))), (side, side))
     return _kernel(None, [v], bases, [arg_shape(x, False) for x in bases], [v.shape], lines, launch)
 
 
@@ -412,7 +426,8 @@ def view_copy_kernel(v, threads=THREADS, max_blocks=MAX_BLOCKS) -> KernelSource:
 def library_kernel(group, threads, max_blocks) -> KernelSource:
     (v,) = group.roots
     if v.op == "matmul":
-        ks = matmul_kernel(v, TILE if threads >= TILE * TILE else max(2, int(math.isqrt(threads))))
+        side = math.isqrt(threads)
+        ks = matmul_kernel(v, side, min(REACH, side))
     else:
         try:
             rule = _POINTWISE[v.op]

@@ -110,14 +110,14 @@ class CudaExecutable(Executable):
                 raise ArgumentError(f"{v.op} {name!r}: a device array must be C-contiguous")
             return a
         bound = bind_arguments(self.graph, arrays, convert=convert)
-        return {v: a if is_device_array(a) else self._to_device(a) for v, a in bound.items()}
+        return {v: a if is_device_array(a) else self._to_device(a.reshape(a.shape or (1,))) for v, a in bound.items()}
 
     def _env(self, arrays):
         if self._arena is None:
             self._allocate()
         env = [None] * len(self.graph.nodes)
         for v, a in self._bind(arrays).items():
-            env[v.id] = a if v.ndim else a.reshape((1,))
+            env[v.id] = a if a.shape == (v.shape or (1,)) else a.reshape((1,))  # kernels read a 0-d array at [0]
         for vid, a in self._device_consts.items():
             env[vid] = a
         return env

@@ -2,6 +2,7 @@
 strategy, against the reference interpreter and the CPU target. On a machine without a GPU
 these run in numba's CUDA simulator (see conftest.py), on small sizes."""
 
+import os
 import subprocess
 import sys
 
@@ -207,7 +208,6 @@ def test_kernels_are_cached_and_use_only_compiler_identifiers():
     fn = _cuda(g)
     fn(secret_input_name=np.ones((3, 5), np.float32))
     from graphc.codegen.cache import kernel_key
-    import os
 
     for ks in fn.kernels.values():
         assert "secret" not in ks.source and "from numba import cuda" in ks.source
@@ -227,7 +227,7 @@ def test_cuda_without_a_gpu_is_a_compile_error():
             "g = gc.Graph('g'); x = g.input('x', (2,)); g.output('y', gc.exp(x))\n"
             "try:\n    gc.compile(g, target='cuda')\nexcept gc.CompileError as e:\n    print('CompileError:', e)\n"
             "print(gc.compile(g, target='auto').stats['target'])\n")
-    env = {k: v for k, v in __import__("os").environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
     env["NUMBA_ENABLE_CUDASIM"] = "0"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert "CompileError: target 'cuda': numba.cuda finds no usable NVIDIA GPU" in done.stdout, done.stderr
@@ -254,3 +254,14 @@ def test_matmul_over_several_tiles_with_ragged_edges(dtype):
     rng = np.random.default_rng(10)
     args = {k: rng.integers(-5, 5, v.shape).astype(dtype) for k, v in g.inputs.items()}
     assert_outputs_close(_cuda(g)(**args), gc.evaluate(g, **args))
+
+
+def test_every_kind_of_kernel_compiles_to_ptx():
+    """NVVM compiles the kernels for sm_90 as on a GPU, in a process with the simulator off
+    (see cuda_ptx.py): the simulator runs kernels as Python and would not notice a kernel
+    numba-cuda cannot type or lower."""
+    env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "0"}
+    script = os.path.join(os.path.dirname(__file__), "cuda_ptx.py")
+    done = subprocess.run([sys.executable, script], capture_output=True, text=True, env=env, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert done.stdout.startswith("ptx: ") and int(done.stdout.split()[1]) > 80

@@ -63,38 +63,16 @@ PRELUDE = '''\
 
 import numpy as np
 from numba import cuda
-
-
-@cuda.jit(device=True)
-def _sigmoid(x):
-    e = math.exp(-abs(x))
-    return 1 / (1 + e) if x >= 0 else e / (1 + e)
-
-
-@cuda.jit(device=True)
-def _sigmoid32(x):
-    e = math.exp(-abs(x))
-    one = np.float32(1.0)
-    return one / (one + e) if x >= 0 else e / (one + e)
-
-
-@cuda.jit(device=True)
-def _softplus(x):
-    return max(x, 0) + math.log1p(math.exp(-abs(x)))
-
-
-@cuda.jit(device=True)
-def _maximum(a, b):
-    return a if a != a or a >= b else b
-
-
-@cuda.jit(device=True)
-def _minimum(a, b):
-    return a if a != a or a <= b else b
 '''
 
-_LOWER_CUDA = {**LOWER, "sign": "{0} if {0} != {0} else ({one} if {0} > {zero} else ({zero} - {one} if {0} < {zero} "
-                                "else {zero}))"}
+
+_MAXIMUM, _MINIMUM = "{0} if {0} != {0} or {0} >= {1} else {1}", "{0} if {0} != {0} or {0} <= {1} else {1}"
+# helpers written out in place: device functions would make numba ask the driver for the
+# device while compiling, and PTX could not be checked on a machine without a GPU (cuda_ptx.py)
+_LOWER_CUDA = {**LOWER, "maximum": _MAXIMUM, "minimum": _MINIMUM,
+               "sign": "{0} if {0} != {0} else ({one} if {0} > {zero} else ({zero} - {one} if {0} < {zero} else {zero}))",
+               "sigmoid": "{one} / ({one} + math.exp(-{0})) if {0} >= {zero} else math.exp({0}) / ({one} + math.exp({0}))",
+               "softplus": "max({0}, {zero}) + math.log1p(math.exp(-abs({0})))"}
 
 
 def cuda_template(v) -> str:
@@ -104,8 +82,6 @@ def cuda_template(v) -> str:
         template = _LOWER_CUDA[v.op]
     except KeyError:
         raise CompileError(f"%{v.id}: no CUDA lowering for op {v.op!r}") from None
-    if v.dtype == "float32" and v.op == "sigmoid":
-        return "_sigmoid32({0})"
     return LOWER_INT.get(v.op, template) if v.dtype in UNSIGNED else template
 
 
@@ -183,7 +159,7 @@ def elementwise_kernel(group, leaves, threads, max_blocks) -> KernelSource:
                    [domain] * len(group.roots), lines, (blocks, threads))
 
 
-_COMBINE = {"sum": "{0} + {1}", "max": "_maximum({0}, {1})", "min": "_minimum({0}, {1})"}
+_COMBINE = {"sum": "{0} + {1}", "max": _MAXIMUM, "min": _MINIMUM}
 
 
 def _tree(op: str, threads: int) -> list:

@@ -1,0 +1,99 @@
+"""Compile every CUDA kernel of the test graphs to PTX with NVVM, as a GPU run would, on a
+machine without one: ``numba.cuda.compile_ptx`` types and lowers each kernel for the real
+target (the simulator only runs it as Python), so a kernel numba-cuda would reject fails here.
+
+Run by ``test_cuda.py`` in a subprocess with the simulator off:
+``NUMBA_ENABLE_CUDASIM=0 python tests/cuda_ptx.py [--all]`` prints ``ptx: N kernels, M graphs``.
+NVVM takes about half a second a kernel, so the test compiles one dtype of each op case and the
+whole-graph cases (every kind of kernel, ~90); ``--all`` compiles every op case (~400).
+"""
+
+import importlib.util
+import os
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+import compiled  # noqa: E402,F401  (a private kernel cache)
+import numpy as np  # noqa: E402
+from numba import cuda, types  # noqa: E402
+from numba.np.numpy_support import from_dtype  # noqa: E402
+from test_compile_ops import CASES  # noqa: E402
+
+import graphc as gc  # noqa: E402
+from graphc import examples  # noqa: E402
+from graphc.codegen.numba_cuda import simulator  # noqa: E402
+from graphc.passes.pipeline import _codegen  # noqa: E402
+
+CC = (9, 0)  # sm_90: the H100/H200 generation
+
+
+# one case per op family, a float and an integer dtype among them; reductions come with the
+# composites, two_layer and the full sum below
+SOME = ("unary_float32", "unary_int64", "binary_float64", "binary_int32", "bool_ops", "cast", "layout_float32",
+        "composites_float32")
+
+
+def _graphs(every: bool):
+    for name, build in CASES.items():
+        if "large" not in name and (every or name in SOME):
+            yield name, build()[0]
+    yield "two_layer", examples.sgd_step(gc.grad(examples.two_layer(n=6, d_in=10, hidden=5, d_out=3)), lr=0.1)
+    for remat in ("none", "sqrt", "mincut") if every else ("mincut",):
+        yield f"residual_{remat}", (gc.grad(examples.residual_mlp(blocks=2, width=8, batch=4)), remat)
+    yield "reduce_many_parts", _full_sum()
+
+
+def _full_sum():
+    g = gc.Graph("full_sum")
+    x = g.input("x", (4096, 64))
+    g.output("s", gc.sum(gc.exp(x)))
+    g.output("softmax", gc.softmax(x))
+    return g
+
+
+def _array(dtype, ndim):
+    return types.Array(from_dtype(np.dtype(dtype)), ndim, "C")
+
+
+def _signature(ks):
+    args = [_array(v.dtype, len(shape)) for v, shape in zip(ks.outputs, ks.out_shapes)]
+    args += [_array(b.dtype, len(shape)) for b, shape in zip(ks.inputs, ks.in_shapes)]
+    args += [_array(dtype, 1) for _, dtype, _ in ks.extras]
+    return tuple(args)
+
+
+def _kernel_function(source: str, directory: str):
+    path = os.path.join(directory, f"k{abs(hash(source))}.py")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(source)
+    spec = importlib.util.spec_from_file_location(os.path.basename(path)[:-3], path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.kernel.py_func
+
+
+def main():
+    assert not simulator(), "run with NUMBA_ENABLE_CUDASIM=0"
+    n_kernels = n_graphs = 0
+    with tempfile.TemporaryDirectory() as directory:
+        for name, item in _graphs("--all" in sys.argv):
+            graph, remat = item if isinstance(item, tuple) else (item, "none")
+            plan = gc.compile(graph, remat=remat)  # the CPU executable carries the plan
+            kernels, copies = _codegen(plan.graph, plan.steps, plan.memory, "cuda")
+            for ks in list(kernels.values()) + list(copies.values()):
+                try:
+                    cuda.compile_ptx(_kernel_function(ks.source, directory), _signature(ks), cc=CC)
+                except Exception as e:
+                    raise SystemExit(f"{name}: kernel {ks.name} does not compile for sm_{CC[0]}{CC[1]}: "
+                                     f"{type(e).__name__}: {e}\n{ks.source}") from None
+                n_kernels += 1
+            n_graphs += 1
+            if "-v" in sys.argv:
+                print(name, len(kernels) + len(copies), flush=True)
+    print(f"ptx: {n_kernels} kernels, {n_graphs} graphs")
+
+
+if __name__ == "__main__":
+    main()

@@ -13,7 +13,8 @@ reads its operands through their views by index arithmetic (``access``, here als
   the block size, never on timing, so results are deterministic. The epilogue then runs in
   every thread of the finishing block (thread 0 stores it) and the row epilogue runs over the
   row again, split across the block's threads.
-- Matmul: a shared-memory tiled kernel, batch dimensions on the grid's z axis.
+- Matmul: shared-memory tiles and register tiles (see ``matmul_kernel``), batch dimensions on
+  the grid's z axis.
 - concat, pad, one_hot, take_along_axis, scatter_add, argmax/argmin: one thread per result
   element. scatter_add gathers (each result sums the updates aimed at it, in order) instead of
   racing with atomics, so it is deterministic; index ops check their indices on the device and

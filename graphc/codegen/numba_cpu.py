@@ -247,10 +247,11 @@ def assign(values, names, template=cpu_template) -> list:
     return lines
 
 
-def loads(leaves, names, index: list, bases: list, prefix: str = "x", produced=None, through=access) -> tuple[list, list]:
-    """Read each leaf at ``index`` through its views; its base array is argument ``a<k>``
-    (appended to ``bases``), or the output argument named in ``produced`` when this kernel
-    computes it. Scalar constants become literals. Returns (loads that do not depend on the
+def loads(leaves, names, index: list, bases: list, prefix: str = "x", produced=None,
+          through=access) -> tuple[list, list]:
+    """Read each leaf at ``index`` through its views (followed by ``through``); its base array
+    is argument ``a<k>`` (appended to ``bases``), or the output argument named in ``produced``
+    when this kernel computes it. Scalar constants become literals. Returns (loads that do not depend on the
     loop indices, to hoist before the loops; loads per point)."""
     hoisted, lines = [], []
     loop_vars = set(index)

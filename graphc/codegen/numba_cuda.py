@@ -71,8 +71,10 @@ _MAXIMUM, _MINIMUM = "{0} if {0} != {0} or {0} >= {1} else {1}", "{0} if {0} != 
 # helpers written out in place: device functions would make numba ask the driver for the
 # device while compiling, and PTX could not be checked on a machine without a GPU (cuda_ptx.py)
 _LOWER_CUDA = {**LOWER, "maximum": _MAXIMUM, "minimum": _MINIMUM,
-               "sign": "{0} if {0} != {0} else ({one} if {0} > {zero} else ({zero} - {one} if {0} < {zero} else {zero}))",
-               "sigmoid": "{one} / ({one} + math.exp(-{0})) if {0} >= {zero} else math.exp({0}) / ({one} + math.exp({0}))",
+               "sign": "{0} if {0} != {0} else ({one} if {0} > {zero} else "
+                       "({zero} - {one} if {0} < {zero} else {zero}))",
+               "sigmoid": "{one} / ({one} + math.exp(-{0})) if {0} >= {zero} else "
+                          "math.exp({0}) / ({one} + math.exp({0}))",
                "softplus": "max({0}, {zero}) + math.log1p(math.exp(-abs({0})))"}
 
 
@@ -321,7 +323,8 @@ def _scatter(v, index, bases):
     at = list(index)
     at[axis] = "m"
     acc = "np.float64" if dt.is_float(v.dtype) else CTOR[v.dtype]
-    add = "acc + np.float64(u)" if dt.is_float(v.dtype) else f"{CTOR[v.dtype]}({UNSIGNED[v.dtype]}(acc) + {UNSIGNED[v.dtype]}(u))"
+    u = UNSIGNED.get(v.dtype)
+    add = "acc + np.float64(u)" if dt.is_float(v.dtype) else f"{CTOR[v.dtype]}({u}(acc) + {u}(u))"
     return ([f"acc = {acc}(0)", f"for m in range({_u(upd.shape[axis])}):",
              f"    j = np.int64({_read(idx, at, bases)})"]
             + indent(_check("scatter_add", "j", v.attrs["size"]), 1)

@@ -123,10 +123,8 @@ class CudaExecutable(Executable):
         return env
 
     def _check_errors(self):
-        if not self._checks:
-            return
-        errs = [(where, bound, self._scratch[name, "err"]) for name, where, bound in self._checks]
-        for where, bound, err in errs:
+        for name, where, bound in self._checks:
+            err = self._scratch[name, "err"]
             flag, bad = err.copy_to_host()
             if flag:
                 err.copy_to_device(np.zeros(2, np.int64))

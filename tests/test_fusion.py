@@ -107,3 +107,41 @@ def test_a_column_reduction_takes_no_row_epilogue():
     g.output("y", x / gc.sum(x, axis=0, keepdims=True))
     fn = _check(g, x=_x((6, 7)))
     assert "row epilogue" not in fn.report()
+
+
+def _long_chain(n: int):
+    g = gc.Graph("chain")
+    h = g.input("x", (40,), "float64")
+    ops = [gc.tanh, gc.sin, lambda v: v * 1.5, lambda v: v + 0.25, gc.sigmoid]
+    for i in range(n):
+        h = ops[i % len(ops)](h)
+    g.output("y", h)
+    return g
+
+
+def test_long_chains_are_split_into_kernels_of_bounded_size():
+    """numba's compile time grows faster than a kernel's size (a 2000-op kernel did not compile
+    in 600 s), so no kernel computes more than MAX_KERNEL_OPS ops."""
+    from graphc.passes.fusion import MAX_KERNEL_OPS, fuse
+
+    cap = MAX_KERNEL_OPS
+    groups = fuse(gc.simplify(_long_chain(10 * cap))).groups
+    loops = [k for k in groups if k.kind == "loop"]
+    assert all(len(k.values) <= cap for k in loops)
+    assert len(loops) <= 10 * cap // (cap // 2)  # split where needed, not everywhere
+    assert any("splits a chain" in r for k in loops for r in k.reasons)
+    fn = _check(_long_chain(cap + 10), x=_x((40,)))  # the split kernels compute what one would
+    assert fn.stats["n_loop_kernels"] == 2
+
+
+def test_sibling_merges_stop_at_the_kernel_size_cap():
+    from graphc.passes.fusion import MAX_KERNEL_OPS, fuse
+
+    g = gc.Graph("siblings")
+    x = g.input("x", (40,), "float64")
+    for i in range(3 * MAX_KERNEL_OPS):
+        g.output(f"y{i}", x * float(i + 2))
+    loops = [k for k in fuse(gc.simplify(g)).groups if k.kind == "loop"]
+    assert all(len(k.values) <= MAX_KERNEL_OPS for k in loops)
+    assert 1 < len(loops) <= 4
+    assert any(f"over {MAX_KERNEL_OPS} ops" in r for k in loops for r in k.reasons)

@@ -26,27 +26,29 @@ the backward's own buffers). Minimise the recomputed flops subject to peak <= N:
 - ``greedy``: flip the block that frees the most bytes per flop to recomputed, until the
   model fits. Never better than the exact optimum, and reported when worse.
 
-The model is only a model: each chosen plan is rewritten, fused, scheduled and planned, and
-the budget is checked against that real planned peak. When the real peak is over, the search
-runs again (up to 4 times) with the model's budget lowered by the model's error on that plan. A budget below the least peak any
-plan reaches raises ``CompileError`` stating that least peak.
+The model is only a model, so the search chooses among real plans: ``none``, ``sqrt``,
+``mincut``, the checkpoint marks alone, and the model's Pareto front, each rewritten, fused,
+scheduled and planned, cheapest first, until one's real planned peak fits. The candidates do
+not depend on the budget: a looser budget never recomputes more, and no named strategy is
+better than the budget's plan. A budget below every candidate's peak raises ``BudgetError``
+with the least of them.
 """
 
 import time
 from dataclasses import dataclass, field
 
-from ..errors import CompileError
-from .remat import Remat, _flops, _rewrite, _spine, activation_ids, forward_ids, marks
+from ..errors import BudgetError, CompileError
+from ..ir.text import to_text
+from .remat import Remat, _flops, _rewrite, _spine, activation_ids, forward_ids, marks, rematerialize
 
 METHODS = ("auto", "dp", "milp", "greedy")
-DP_LIMIT = 400  # blocks: beyond this, auto uses the greedy heuristic
-RETRIES = 4
+DP_LIMIT = 100  # blocks: beyond this, auto uses the greedy heuristic (a DP front on 131 blocks: 10 s)
 
 
 @dataclass(frozen=True)
 class Budget:
     """``gc.compile(g, remat=gc.Budget(bytes=N))``: the least recompute whose planned peak is at
-    most N bytes. ``method`` picks the search: "auto" (DP, greedy beyond 400 blocks), "dp",
+    most N bytes. ``method`` picks the search: "auto" (DP, greedy beyond 100 blocks), "dp",
     "milp" (needs scipy) or "greedy"; ``time_limit`` bounds the MILP, in seconds."""
 
     bytes: int
@@ -213,11 +215,21 @@ def solve_milp(model: Model, limit: int, time_limit: float = 10.0):
 
 
 def solve_greedy(model: Model, limit: int):
+    """The first of the heuristic's plans (``greedy_plans``) that fits, or None."""
+    for plan in greedy_plans(model):
+        if model.peak(plan) <= limit:
+            return model.cost(plan), plan
+    return None
+
+
+def greedy_plans(model: Model):
     """Flip stored blocks to recomputed singleton segments, most bytes saved per flop first,
-    then merge neighbouring recomputed segments while that lowers the peak."""
+    then merge neighbouring recomputed segments while that lowers the peak: every plan on the
+    way, each with a lower model peak than the one before."""
     n = len(model.a)
     plan = [(i, i + 1, True) for i in range(n)]
-    while model.peak(plan) > limit:
+    while True:
+        yield tuple(plan)
         best = None
         for k, (lo, hi, stored) in enumerate(plan):
             if stored:
@@ -227,13 +239,11 @@ def solve_greedy(model: Model, limit: int):
                 if gain > 0 and (best is None or score > best[0]):
                     best = (score, trial)
         if best is None:
-            merged = _merge_once(model, plan)
-            if merged is None:
-                return None
-            plan = merged
+            plan = _merge_once(model, plan)
+            if plan is None:
+                return
         else:
             plan = best[1]
-    return model.cost(plan), tuple(plan)
 
 
 def _merge_once(model, plan):
@@ -254,7 +264,11 @@ SOLVERS = {"dp": solve_dp, "milp": solve_milp, "greedy": solve_greedy}
 
 
 def search(graph, budget: Budget, none_plan, plan_peak) -> Remat:
-    """The cheapest plan whose real planned peak fits ``budget``.
+    """The least recompute whose real planned peak fits ``budget``, among a fixed set of
+    candidate plans: ``none``, ``sqrt``, ``mincut``, the checkpoint marks alone, and the
+    segment model's Pareto front (every plan the solver finds least costly for some model
+    peak; at most ``FRONT_LIMIT`` of them). The set does not depend on the budget, so a looser
+    budget never gets a plan that recomputes more, and no named strategy is ever better.
 
     ``none_plan``: (peak bytes, {saved id: bytes}) of ``remat="none"``; ``plan_peak(remat)``:
     the planned peak of a rewritten graph."""
@@ -265,43 +279,76 @@ def search(graph, budget: Budget, none_plan, plan_peak) -> Remat:
     if none_peak <= budget.bytes:
         return Remat("budget", graph, needed, {}, 0, fwd_flops, note=f"the plan without recompute fits "
                                                                     f"({none_peak:,} bytes)")
+    start = time.perf_counter()
     model = build_model(graph, forward, none_saved, none_peak)
-    if model is None:
-        raise CompileError(f"Budget({budget.bytes:,} bytes): the least planned peak is {none_peak:,} bytes; "
-                           f"this graph has no forward chain to recompute along")
     method = budget.method
     if method == "auto":
-        method = "dp" if len(model.a) <= DP_LIMIT else "greedy"
+        method = "dp" if model is None or len(model.a) <= DP_LIMIT else "greedy"
+    candidates = _candidates(graph, forward, needed, model, method, budget.time_limit, fwd_flops)
+    least = none_peak
+    for label, plan, re in sorted(candidates, key=lambda c: c[2].recompute_flops):
+        peak = plan_peak(re)
+        least = min(least, peak)
+        if peak <= budget.bytes:
+            re.note = _note(method, label, plan, model, peak, budget.bytes, len(candidates), time.perf_counter() - start)
+            return re
+    raise BudgetError(f"Budget({budget.bytes:,} bytes) is below the least planned peak this graph reaches: "
+                      f"{least:,} bytes (remat='none' needs {none_peak:,}; tried {len(candidates)} plans)", least)
+
+
+FRONT_LIMIT = 16  # model plans realized: the leanest and the rest of the front evenly spaced
+LEANEST = 6
+
+
+def _candidates(graph, forward, needed, model, method, time_limit, fwd_flops) -> list:
+    """(label, segment plan or None, Remat) of every candidate, one per distinct keep set."""
+    named = [(name, None, rematerialize(graph, name)) for name in ("sqrt", "mincut")]
+    saved = {vid for vid, save in marks(graph).items() if save and vid in forward}
+    if saved:
+        named.append(("checkpoint marks", None, _rewrite(graph, forward, needed, saved, "budget", fwd_flops)))
+    plans = [] if model is None else _front(model, method, time_limit)
+    out, seen = [], set()
+    for label, plan, re in named + [("segment plan", p, _realize(graph, forward, needed, model, p, fwd_flops))
+                                    for p in plans]:
+        key = to_text(re.graph)
+        if key not in seen:
+            seen.add(key)
+            re.strategy = "budget"
+            out.append((label, plan, re))
+    return out
+
+
+def _front(model: Model, method: str, time_limit: float) -> list:
+    """Plans of the model's Pareto front, loosest first: the solver's cheapest plan under model
+    peaks evenly spaced from the loosest down to the least it reaches, then the leanest six
+    (one solve each, so a large model costs a bounded number of solves); thinned to
+    ``FRONT_LIMIT``. The greedy heuristic gives its whole sequence of plans in one run."""
+    if method == "greedy":
+        return _thin(list(greedy_plans(model)))
     solve = SOLVERS[method]
-    args = (budget.time_limit,) if method == "milp" else ()
-    limit = budget.bytes
-    for _ in range(RETRIES):
-        start = time.perf_counter()
-        found = solve(model, limit, *args)
-        elapsed = time.perf_counter() - start
+    args = (time_limit,) if method == "milp" else ()
+    top, steps, plans = model.peak([(0, len(model.a), True)]), 2 * FRONT_LIMIT, []
+    for k in range(steps + 1):
+        found = solve(model, top - (top - model.base) * k // steps, *args)
         if found is None:
             break
-        cost, plan = found
-        re = _realize(graph, forward, needed, model, plan, fwd_flops)
-        peak = plan_peak(re)
-        if peak <= budget.bytes:
-            exact = None
-            if method == "greedy" and len(model.a) <= DP_LIMIT:
-                exact = solve_dp(model, limit)
-            re.note = _note(method, cost, model, plan, peak, elapsed, exact)
-            return re
-        # calibrate: the model missed this plan by (peak - model peak); ask for that much less,
-        # and at least for a plan the model puts lower than this one
-        limit = min(limit, budget.bytes - (peak - model.peak(plan)), model.peak(plan) - 1)
-    # the model errs on the safe side near its floor: try the plans with the least model peaks
-    tried = [(plan_peak(re), re.recompute_flops, re) for re in _leanest(graph, forward, needed, model, fwd_flops)]
-    fitting = [t for t in tried if t[0] <= budget.bytes]
-    if fitting:
-        peak, _, re = min(fitting, key=lambda t: t[1])
-        re.note = f"budget search (dp, the model's leanest plans): planned {peak:,}"
-        return re
-    raise CompileError(f"Budget({budget.bytes:,} bytes) is below the least planned peak this graph reaches: "
-                       f"{min(t[0] for t in tried):,} bytes (remat='none' needs {none_peak:,})")
+        if found[1] not in plans:
+            plans.append(found[1])
+    for _ in range(LEANEST):
+        found = solve(model, model.peak(plans[-1]) - 1, *args)
+        if found is None:
+            break
+        plans.append(found[1])
+    return _thin(plans)
+
+
+def _thin(plans: list) -> list:
+    """At most ``FRONT_LIMIT`` plans: the leanest ones and the rest evenly spaced."""
+    if len(plans) <= FRONT_LIMIT:
+        return plans
+    rest, lean = plans[:-LEANEST], plans[-LEANEST:]
+    step = len(rest) / (FRONT_LIMIT - LEANEST)
+    return [rest[int(k * step)] for k in range(FRONT_LIMIT - LEANEST)] + lean
 
 
 def _realize(graph, forward, needed, model, plan, fwd_flops) -> Remat:
@@ -320,29 +367,15 @@ def _realize(graph, forward, needed, model, plan, fwd_flops) -> Remat:
     return _rewrite(graph, forward, needed, keep, "budget", fwd_flops)
 
 
-def _leanest(graph, forward, needed, model, fwd_flops, count: int = 6) -> list:
-    """The rewrites of up to ``count`` plans among those with the least model peaks."""
-    lo, hi = model.base, model.peak([(0, len(model.a), True)])
-    while lo < hi:  # the least model peak any plan reaches: DP feasibility is monotone in it
-        mid = (lo + hi) // 2
-        if solve_dp(model, mid) is None:
-            lo = mid + 1
-        else:
-            hi = mid
-    plans = []
-    for k in range(4 * count):  # the model peak in 2% steps above its floor
-        plan = solve_dp(model, lo + lo * k // 50)[1]
-        if plan not in plans:
-            plans.append(plan)
-        if len(plans) == count:
-            break
-    return [_realize(graph, forward, needed, model, plan, fwd_flops) for plan in plans]
-
-
-def _note(method, cost, model, plan, peak, elapsed, exact) -> str:
+def _note(method, label, plan, model, peak, limit, count, elapsed) -> str:
+    text = f"budget search ({method}, {elapsed * 1e3:.0f} ms): {count} candidate plans; chose "
+    if plan is None:
+        return text + f"{label}, planned {peak:,} bytes"
     segments = " ".join(f"[{lo}-{hi - 1}{'' if stored else ' recomputed'}]" for lo, hi, stored in plan)
-    text = (f"budget search ({method}, {elapsed * 1e3:.0f} ms): {len(model.a)} blocks, model peak "
-            f"{model.peak(plan):,} bytes, planned {peak:,}; segments {segments}")
-    if exact is not None and exact[0] < cost:
-        text += f"; the heuristic recomputes {cost - exact[0]:,} flops more than the exact optimum"
+    text += (f"the {label} over {len(model.a)} blocks: model peak {model.peak(plan):,} bytes, planned {peak:,}; "
+             f"segments {segments}")
+    exact = solve_dp(model, limit) if method == "greedy" and len(model.a) <= DP_LIMIT else None
+    if exact is not None and exact[0] < model.cost(plan):
+        text += (f"; the heuristic recomputes {model.cost(plan) - exact[0]:,} flops more than the exact optimum "
+                 f"of the model under this budget")
     return text

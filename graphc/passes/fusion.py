@@ -95,13 +95,19 @@ def _users(graph) -> dict:
     return users
 
 
+MAX_KERNEL_OPS = 64  # numba's compile time grows faster than the kernel: 25 ops 0.9 s, 200 ops 15 s
+
+
 def _materialize_reasons(graph, users, fuse: bool) -> dict:
     outputs = {v.id for v in graph.outputs.values()}
     why = {}
+    inline = {}  # elementwise value id -> ids of the kernel it roots or is inlined into, so far
     for v in graph.nodes:
         cls = op_class(v)
         if cls in ("source", "view"):
             continue
+        if cls == "elementwise" and fuse:
+            inline[v.id] = _capped_closure(v, inline, why)
         if cls in ("library", "reduction"):
             why[v.id] = f"{cls} result"
         elif not fuse:
@@ -117,6 +123,19 @@ def _materialize_reasons(graph, users, fuse: bool) -> dict:
             why[v.id] = (f"read by {len(users[v.id])} ops, and inlining it would keep "
                          f"{len(full)} arrays of its size alive for each ({', '.join(f'%{i}' for i in full)})")
     return why
+
+
+def _capped_closure(v, inline: dict, why: dict) -> set:
+    """``v`` and the elementwise values inlined into it, with at most ``MAX_KERNEL_OPS`` of
+    them: past that, the input that brings the most is given a buffer, splitting a long chain
+    into kernels that numba compiles in time linear in their total size."""
+    while True:
+        parts = [inline[i.id] for i in v.inputs if i.id in inline and i.id not in why]
+        closure = {v.id}.union(*parts)
+        if len(closure) <= MAX_KERNEL_OPS:
+            return closure
+        biggest = max((i for i in v.inputs if i.id in inline and i.id not in why), key=lambda i: len(inline[i.id]))
+        why[biggest.id] = f"splits a chain: a kernel computes at most {MAX_KERNEL_OPS} ops"
 
 
 def _full_size_reads(v, materialized) -> list:
@@ -200,12 +219,12 @@ def _keep_local(groups, users, materialized) -> None:
             g.reasons.append(f"%{root.id} {root.op}: every reader is in this kernel, so it needs no buffer")
 
 
-def _how_to_merge(first: Group, later: Group):
-    """How loop kernel ``later`` can join ``first`` (which comes before it), or None."""
+def _how_to_merge(first: Group, later: Group, first_bases: set, reads: set, later_bases: set):
+    """How loop kernel ``later`` can join ``first`` (which comes before it), or None; with the
+    arrays ``first`` reads (its ``_bases``), what ``later`` reads, and its bases."""
     if first.kind != "loop" or later.kind != "loop":
         return None
-    reads = group_reads(later)
-    shared = _bases(first, group_reads(first)) & _bases(later, reads) or reads & {r.id for r in first.roots}
+    shared = first_bases & later_bases or reads & {r.id for r in first.roots}
     if first.reduction is None and later.reduction is None:
         return "sibling" if first.domain == later.domain and shared else None
     if (first.reduction is not None and later.reduction is None and first.reduction.id in reads
@@ -263,12 +282,27 @@ def _merge(groups, apart: list) -> list:
             if leaf in producer:
                 deps.add_edge(producer[leaf], i)
     merged = {}  # group index -> index of the group it joined
+    reads = [group_reads(g) for g in groups]
+    bases = [_bases(g, r) for g, r in zip(groups, reads)]
+    # every merge needs an array read in common or a read of the earlier kernel's values, so
+    # only kernels found through these two indexes are tried (a superset: stale entries stay)
+    readers, owner = {}, {}
+    for k, g in enumerate(groups):
+        for b in bases[k]:
+            readers.setdefault(b, set()).add(k)
+        owner.update((v.id, k) for v in g.values)
     for i, g in enumerate(groups):
-        for j in range(i):
+        near = {k for b in bases[i] for k in readers.get(b, ())}
+        near |= {owner[r] for r in reads[i] | bases[i] if r in owner}
+        for j in sorted(k for k in near if k < i):
             if j in merged:
                 continue
-            how = _how_to_merge(groups[j], g)
+            how = _how_to_merge(groups[j], g, bases[j], reads[i], bases[i])
             if how is None:
+                continue
+            if len(groups[j].values) + len(g.values) > MAX_KERNEL_OPS:
+                g.reasons.append(f"not merged with {groups[j].name} ({how}): together they would compute "
+                                 f"over {MAX_KERNEL_OPS} ops")
                 continue
             if apart and _apart(groups[j], g, apart):
                 g.reasons.append(f"not merged with {groups[j].name} ({how}): rematerialization keeps "
@@ -279,6 +313,11 @@ def _merge(groups, apart: list) -> list:
                 g.reasons.append(f"not merged with {groups[j].name} ({how}): another kernel runs between them")
                 continue
             _absorb(groups[j], g, how)
+            reads[j] = group_reads(groups[j])
+            bases[j] = _bases(groups[j], reads[j])
+            for b in bases[j]:
+                readers.setdefault(b, set()).add(j)
+            owner.update((v.id, j) for v in g.values)
             deps.contract(j, i)
             deps.remove_edges([(m, j) for m in views])  # the merged kernel reads those views itself
             merged[i] = j

@@ -14,7 +14,7 @@ with (no kernel reassociates: float sums add fixed blocks in a fixed order, see 
 
 Strategies (``compile(g, remat=...)``):
 - ``"none"``: keep everything (what fusion stores).
-- ``"sqrt"``: Chen et al. 2016. The values every path from the data inputs to the loss passes
+- ``"sqrt"``: Chen et al. 2016. The values every path from a data input to the loss passes
   through (the loss's dominators: the residual stream of a residual net) form the spine; about
   sqrt(n) of them, evenly spaced, are kept and everything between is recomputed, segment by
   segment during the backward: one extra forward, plus the elementwise values the backward
@@ -126,30 +126,27 @@ def _sqrt_keep(graph, forward: set, needed: list) -> set:
 
 
 def _spine(graph, forward: set) -> list:
-    """The forward values that dominate the loss from the data inputs, in graph order."""
+    """The forward values that carry the activations from a data input to the loss, in graph
+    order: for some data input, every path from it to the loss passes through the value (its
+    dominators of the loss). Taken input by input, since a loss reads labels, targets and
+    masks by paths that skip the network: no value lies on every path from every input."""
     dag = nx.DiGraph()
-    root = "inputs"
-    dag.add_node(root)
     for v in graph.nodes:
-        if v.id not in forward:
-            continue
-        if v.op == "input":
-            dag.add_edge(root, v.id)
-        for i in v.inputs:
-            if i.id in forward and i.op not in ("param", "const"):
-                dag.add_edge(i.id, v.id)
-    losses = [v.id for v in graph.outputs.values() if v.id in forward and v.shape == ()]
+        if v.id in forward and v.op not in ("param", "const"):
+            dag.add_node(v.id)
+            dag.add_edges_from((i.id, v.id) for i in v.inputs if i.id in forward and i.op not in ("param", "const"))
     sink = "loss"
-    for loss in losses:
-        dag.add_edge(loss, sink)
-    if not nx.has_path(dag, root, sink):
-        return []
-    idom = nx.immediate_dominators(dag, root)
-    spine, v = [], idom[sink]
-    while v != root:
-        if graph.nodes[v].op not in SOURCES and op_class(graph.nodes[v]) != "view":
-            spine.append(v)
-        v = idom[v]
+    dag.add_edges_from((v.id, sink) for v in graph.outputs.values() if v.id in forward and v.shape == ())
+    spine = set()
+    for entry in (v.id for v in graph.nodes if v.op == "input" and v.id in forward):
+        if not nx.has_path(dag, entry, sink):
+            continue
+        idom = nx.immediate_dominators(dag, entry)
+        v = idom[sink]
+        while v != entry:
+            if graph.nodes[v].op not in SOURCES and op_class(graph.nodes[v]) != "view":
+                spine.add(v)
+            v = idom[v]
     return sorted(spine)
 
 

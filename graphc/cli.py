@@ -5,33 +5,23 @@ import sys
 
 import numpy as np
 
-from . import examples
+from . import __version__, examples
 from .errors import GraphcError
 from .ir.dot import to_dot
 from .ir.interpret import evaluate
-from .ir.serialize import from_json, save, to_json
-from .ir.text import from_text, to_text
+from .ir.serialize import load, save, to_json
+from .ir.text import to_text
 from .passes.autodiff import grad
+from .passes.budget import Budget
 from .passes.pipeline import TARGETS, compile
 from .passes.remat import STRATEGIES
 from .passes.simplify import simplify
-from .runtime.profile import format_residuals, format_table, plot_pareto, plot_timeline, profile_remat, pyplot
-
-
-def read_graph(path: str):
-    """A graph from a JSON or text IR file (told apart by the first character)."""
-    with open(path, "rb") as f:
-        data = f.read()
-    if data.lstrip()[:1] == b"{":
-        return from_json(data)
-    try:
-        return from_text(data.decode("utf-8"))
-    except UnicodeDecodeError as e:
-        raise GraphcError(f"{path}: not a text or JSON IR file ({e})") from None
+from .runtime.profile import (budget_bytes, format_residuals, format_table, has_backward, no_backward, plot_pareto,
+                              plot_timeline, profile_remat, pyplot)
 
 
 def _show(args) -> None:
-    g = read_graph(args.file)
+    g = load(args.file)
     sys.stdout.write({"text": to_text, "dot": to_dot, "json": to_json}[args.format](g))
 
 
@@ -43,7 +33,7 @@ def _derive(g, of, wrt):
 
 
 def _grad(args) -> None:
-    g = read_graph(args.file)
+    g = load(args.file)
     dg, counts = _derive(g, args.of, args.wrt.split(",") if args.wrt else None)
     if args.output:
         (save if args.output.endswith(".json") else _save_text)(dg, args.output)
@@ -59,7 +49,9 @@ def _save_text(g, path: str) -> None:
 
 
 def _compile(args) -> None:
-    fn = compile(read_graph(args.file), target=args.target, fuse=not args.no_fuse, remat=args.remat, dump=args.dump)
+    g = load(args.file)
+    remat = Budget(budget_bytes(g, [args.budget])[0]) if args.budget else args.remat
+    fn = compile(g, target=args.target, fuse=not args.no_fuse, remat=remat, dump=args.dump)
     sys.stdout.write(fn.report())
     if args.dump:
         print(f"IR after every pass and the kernels' source: {args.dump}/")
@@ -73,7 +65,11 @@ def _profile(args) -> None:
     if args.plot or args.timeline:
         pyplot()  # says how to install matplotlib before any work is done
     budgets = [b.strip() for b in args.budget.split(",") if b.strip()] if args.budget else []
-    rows = profile_remat(read_graph(args.file), strategies, budgets, repeat=args.repeat)
+    g = load(args.file)
+    if not has_backward(g):
+        raise GraphcError(f"{args.file}: {no_backward(g)}; derive the gradient graph first "
+                          f"(graphc grad {args.file} -o grad.json) and profile that")
+    rows = profile_remat(g, strategies, budgets, repeat=args.repeat)
     sys.stdout.write(format_table(rows))
     if args.residuals:
         for r in rows:
@@ -118,6 +114,7 @@ def _demo(args) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="graphc", description="graphc: a static-graph compiler for "
                                      "differentiable programs")
+    parser.add_argument("--version", action="version", version=f"graphc {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="build the two-layer net, evaluate it, derive its gradient, print both")
     demo.add_argument("--save", metavar="FILE.json", help="also save the graph as JSON")
@@ -132,7 +129,10 @@ def main(argv=None) -> int:
     comp.add_argument("file")
     comp.add_argument("--no-fuse", action="store_true", help="one kernel per op")
     comp.add_argument("--dump", metavar="DIR", help="write the IR after every pass and the kernels here")
-    comp.add_argument("--remat", choices=STRATEGIES, default="none", help="rematerialization strategy")
+    how = comp.add_mutually_exclusive_group()
+    how.add_argument("--remat", choices=STRATEGIES, default="none", help="rematerialization strategy")
+    how.add_argument("--budget", metavar="N|60%", help="the least recompute whose planned peak fits: bytes, "
+                     "or a share of the remat=none plan's peak")
     comp.add_argument("--target", choices=TARGETS, default="cpu", help="cpu, cuda (an NVIDIA GPU) or auto")
     comp.set_defaults(run=_compile)
     prof = sub.add_parser("profile", help="measure the memory/recompute trade-off of remat strategies")

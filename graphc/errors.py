@@ -32,3 +32,23 @@ class DataError(GraphcError):
 
 class CompileError(GraphcError):
     """A graph that cannot be compiled as asked (target, strategy, budget)."""
+
+
+class BudgetError(CompileError):
+    """A ``gc.Budget`` below the least planned peak any plan reaches; ``least_peak_bytes`` says
+    what the search did reach (``Budget(least_peak_bytes)`` compiles)."""
+
+    def __init__(self, message: str, least_peak_bytes: int):
+        super().__init__(message)
+        self.least_peak_bytes = least_peak_bytes
+
+
+class ResourceError(GraphcError, MemoryError):
+    """A run whose arrays do not fit the memory at hand: a numpy allocation that failed, named
+    with the value or graph it was for. It is a ``MemoryError`` too, so code that catches those
+    still does."""
+
+
+class GraphcWarning(UserWarning):
+    """Something graphc worked around but the user should know of, e.g. a kernel cache directory
+    it could not use or trust (``GRAPHC_CACHE_DIR``), replaced by a private temporary one."""

@@ -196,3 +196,45 @@ def test_demo_save_to_unwritable_place(tmp_path):
     r = run(["demo", "--save", "no/such/dir/g.json"], cwd=tmp_path)
     assert_clean_failure(r, "no/such/dir/g.json")
     assert r.returncode == 1
+
+
+# ---------------------------------------------------------------- --version, compile --budget, profile
+
+
+def test_version(tmp_path):
+    r = run(["--version"], cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == f"graphc {gc.__version__}"
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    """A forward graph and its gradient graph, saved."""
+    d = tmp_path_factory.mktemp("budget")
+    g = examples.two_layer(n=8, d_in=12, hidden=6, d_out=3)
+    gc.save(g, d / "f.json")
+    gc.save(gc.grad(g), d / "g.json")
+    return d
+
+
+def test_compile_under_a_budget_in_bytes_or_a_share(small):
+    peak = gc.compile(gc.load(small / "g.json")).stats["peak_bytes"]
+    for budget in (str(peak), "100%"):
+        r = run(["compile", "g.json", "--budget", budget], cwd=small)
+        assert r.returncode == 0, r.stderr
+        assert f"remat 'Budget(bytes={peak})'" in r.stdout
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--budget", "1"], ["least planned peak"]),
+    (["--budget", "lots"], ["'lots'", "60%"]),
+    (["--budget", "50%", "--remat", "sqrt"], ["not allowed with"]),
+])
+def test_compile_budget_errors_are_one_clean_line(small, args, words):
+    assert_clean_failure(run(["compile", "g.json", *args], cwd=small), *words)
+
+
+def test_profile_of_a_graph_without_a_backward_says_to_derive_one(small):
+    r = run(["profile", "f.json", "--repeat", "1"], cwd=small)
+    assert_clean_failure(r, "f.json: graph 'two_layer' has no backward", "nothing to trade", "graphc grad f.json")
+    assert r.stdout == ""

@@ -125,9 +125,15 @@ def test_int_for_bool_input():
     raises_naming(gc.DTypeError, ["'x'", "bool"], g, x=[1, 0])
 
 
-def test_int32_array_for_int64_input():
+def test_int32_array_for_int64_input_is_widened():
     g = unary_graph(gc.neg, shape=(2,), dtype="int64")
-    raises_naming(gc.DTypeError, ["'x'", "int64", "int32"], g, x=np.array([1, 2], np.int32))
+    out = gc.evaluate(g, x=np.array([1, 2], np.int32))["out"]
+    assert out.dtype == np.int64 and out.tolist() == [-1, -2]
+
+
+def test_bool_array_for_int_input():
+    g = unary_graph(gc.neg, shape=(2,), dtype="int64")
+    raises_naming(gc.DTypeError, ["'x'", "int64", "bool"], g, x=np.array([True, False]))
 
 
 def test_numpy_scalar_of_wrong_dtype():

@@ -12,6 +12,7 @@ through float values; ops the op table marks non-differentiable pass none.
 
 from ...errors import DTypeError, GraphError, ShapeError
 from ...ir import dtypes as dt
+from ...ir.graph import Value
 from ...ir.ops import OPS
 from ..simplify import simplify as _simplify
 from .jvp import JVP
@@ -88,16 +89,32 @@ def _new_input(graph, name, like):
     return graph.input(name, like.shape, like.dtype)
 
 
+def _output_name(graph, v) -> str:
+    """The name under which ``v`` is an output of ``graph``; grad differentiates outputs only."""
+    graph.own(v, "grad: of=")
+    names = [n for n, o in graph.outputs.items() if o is v]
+    if not names:
+        raise GraphError(f"grad: of= takes an output name, and %{v.id} ({v.op}) is not an output of graph "
+                         f"{graph.name!r} (its outputs: {', '.join(graph.outputs) or 'none'}); "
+                         f"name it first: graph.output(name, value)")
+    return names[0]
+
+
 def grad(graph, of=None, wrt=None, names=None, simplify=True):
     """A new graph with ``graph``'s outputs plus ``grad_<name>`` for each name in ``wrt``.
 
-    ``of`` names a scalar float output (default: the only output); ``wrt`` names inputs or
-    params (default: all params); ``names={"x": "dx"}`` renames gradient outputs.
+    ``of`` names a scalar float output (default: the only output), or is that output's Value;
+    ``wrt`` names inputs or params (default: all params); ``names={"x": "dx"}`` renames
+    gradient outputs.
     """
     if of is None:
         if len(graph.outputs) != 1:
             raise GraphError(f"grad: graph {graph.name!r} has outputs {list(graph.outputs)}; say which with of=")
         of = next(iter(graph.outputs))
+    if isinstance(of, Value):
+        of = _output_name(graph, of)
+    if not isinstance(of, str):
+        raise GraphError(f"grad: of= takes an output name (one of {list(graph.outputs)}), got {type(of).__name__}")
     if of not in graph.outputs:
         raise GraphError(f"grad: graph {graph.name!r} has no output named {of!r} (it has {list(graph.outputs)})")
     out = graph.outputs[of]

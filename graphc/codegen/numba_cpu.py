@@ -20,8 +20,9 @@ import math
 
 import numpy as np
 
-from ..errors import CompileError
+from ..errors import CompileError, DataError
 from ..ir import dtypes as dt
+from ..ir.ops import NEGATIVE_POWER
 from ..passes.fusion import INDEXED_VIEWS
 
 PARALLEL_MIN = 1 << 22  # elements: below this, waking threads (and competing with BLAS's) costs more
@@ -117,26 +118,27 @@ def _sum_block(t, n):
         a0 += t[j]
     return ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))
 
-
-@numba.njit(cache=True, inline="always")
-def _maximum(a, b):
-    return a if a != a or a >= b else b
-
-
-@numba.njit(cache=True, inline="always")
-def _minimum(a, b):
-    return a if a != a or a <= b else b
 '''
+
+# IEEE 754-2019 maximum and minimum (as the reference, ``ir/ops.py``): NaN wins, and -0 < +0,
+# so a tie of zeros is their sum (-0 only if both are) for the maximum, and minus the sum of
+# their negations for the minimum. Written out rather than as helpers: CUDA kernels use them too.
+MAXIMUM = ("{0} if {0} != {0} or {0} > {1} else "
+           "({1} if {1} != {1} or {1} > {0} else ({0} + {1} if {0} == 0 else {0}))")
+MINIMUM = ("{0} if {0} != {0} or {0} < {1} else "
+           "({1} if {1} != {1} or {1} < {0} else (-(-{0} - {1}) if {0} == 0 else {0}))")
 
 # op -> a format string over operand expressions {0}, {1}, {2}
 LOWER = {
     "neg": "-{0}", "exp": "math.exp({0})", "log": "math.log({0})", "sqrt": "math.sqrt({0})",
-    "rsqrt": "{one} / math.sqrt({0})", "abs": "abs({0})", "sign": "np.sign({0})", "tanh": "math.tanh({0})",
-    "sigmoid": "_sigmoid({0})", "relu": "max({0}, {zero})", "square": "{0} * {0}", "reciprocal": "{one} / {0}",
+    "rsqrt": "{one} / math.sqrt({0})", "abs": "abs({0})", "tanh": "math.tanh({0})",
+    "sign": "{0} if {0} != {0} else ({one} if {0} > {zero} else ({zero} - {one} if {0} < {zero} else {zero}))",
+    "sigmoid": "_sigmoid({0})", "relu": "{0} if not {0} <= {zero} else {zero}",  # relu(-0) = +0, relu(nan) = nan
+    "square": "{0} * {0}", "reciprocal": "{one} / {0}",
     "sin": "math.sin({0})", "cos": "math.cos({0})", "log1p": "math.log1p({0})", "expm1": "math.expm1({0})",
     "softplus": "_softplus({0})", "erf": "math.erf({0})", "stop_gradient": "{0}", "checkpoint": "{0}",
     "add": "{0} + {1}", "sub": "{0} - {1}", "mul": "{0} * {1}", "div": "{0} / {1}", "pow": "{0} ** {1}",
-    "maximum": "_maximum({0}, {1})", "minimum": "_minimum({0}, {1})",
+    "maximum": MAXIMUM, "minimum": MINIMUM,
     "lt": "{0} < {1}", "le": "{0} <= {1}", "gt": "{0} > {1}", "ge": "{0} >= {1}", "eq": "{0} == {1}",
     "ne": "{0} != {1}", "where": "{1} if {0} else {2}", "cast": "{0}",
 }
@@ -144,7 +146,13 @@ LOWER_FLOAT32 = {"tanh": "_tanh32({0})", "exp": "_exp32({0})", "sigmoid": "_sigm
 # numba marks signed integer arithmetic no-signed-wrap, so LLVM may assume overflow never
 # happens; numpy wraps. Unsigned arithmetic wraps, so integer +, -, * go through it.
 LOWER_INT = {"add": "{u}({0}) + {u}({1})", "sub": "{u}({0}) - {u}({1})", "mul": "{u}({0}) * {u}({1})",
-             "neg": "{u}(0) - {u}({0})", "square": "{u}({0}) * {u}({0})"}
+             "neg": "{u}(0) - {u}({0})", "square": "{u}({0}) * {u}({0})",
+             "pow": "{0} ** {1} if {1} >= {zero} else {zero}"}  # a negative exponent: a fault (INT_FAULTS)
+# integer ops undefined on some operands: op -> (when, over the operand expressions; the operand
+# the message names; the message). The kernel records the fault in ``err`` and computes on; the
+# runtime raises the DataError the interpreter raises.
+INT_FAULTS = {"pow": ("{1} < {zero}", "{1}", NEGATIVE_POWER)}
+ERR = ("err", "int64", 2)  # the extra argument recording a fault: (its code, the operand; 0 while none)
 UNSIGNED = {"int32": "np.uint32", "int64": "np.uint64"}
 CTOR = {"float32": "np.float32", "float64": "np.float64", "int32": "np.int32", "int64": "np.int64",
          "bool": "np.bool_"}
@@ -228,10 +236,33 @@ def expr(v, names, template=cpu_template) -> str:
 class KernelSource:
     """Generated source of one kernel and how to call it."""
 
-    def __init__(self, name: str, source: str, outputs: list, inputs: list, in_shapes: list, out_shapes: list):
+    def __init__(self, name: str, source: str, outputs: list, inputs: list, in_shapes: list, out_shapes: list,
+                 extras=(), faults=None):
         self.name, self.source = name, source
         self.outputs, self.inputs = outputs, inputs  # values, in argument order (inputs: base arrays)
         self.in_shapes, self.out_shapes = in_shapes, out_shapes  # how the runtime shapes each argument
+        self.extras = list(extras)  # (name, dtype, size): zeroed arrays passed after the inputs
+        self.faults = faults or {}  # fault code -> its message, "{}" standing for the operand (see ERR)
+
+    def error(self, err) -> DataError | None:
+        """The DataError of the fault ``err`` (the ERR array, read on the host) records, if any."""
+        code, operand = int(err[0]), int(err[1])
+        return DataError(self.faults[code].format(operand)) if code else None
+
+
+def faults(values) -> dict:
+    """The fault codes and messages of the checked values among ``values`` (see ``INT_FAULTS``)."""
+    return {v.id + 1: f"%{v.id} ({v.op}): {INT_FAULTS[v.op][2]}" for v in values if _checked(v)}
+
+
+def _checked(v) -> bool:
+    """Whether the kernel computing ``v`` checks its operands (``INT_FAULTS``)."""
+    return v.op in INT_FAULTS and v.dtype in dt.INTS
+
+
+def with_faults(args: list, checked: dict) -> tuple[list, tuple]:
+    """A kernel's argument names and extras, with ``err`` appended when it checks values."""
+    return (args + [ERR[0]], (ERR,)) if checked else (args, ())
 
 
 def indent(lines, n):
@@ -242,6 +273,12 @@ def assign(values, names, template=cpu_template) -> list:
     """Assignments computing ``values`` (inlined elementwise values and roots) at one point."""
     lines = []
     for v in values:
+        if _checked(v):
+            when, operand, _ = INT_FAULTS[v.op]
+            fields = dict(zero=literal(0, v.dtype))
+            operands = [names[i.id] for i in v.inputs]
+            lines += [f"if {when.format(*operands, **fields)}:", f"    err[0] = {v.id + 1}",
+                      f"    err[1] = {operand.format(*operands, **fields)}"]
         names[v.id] = f"v{v.id}"
         lines.append(f"v{v.id} = {expr(v, names, template)}")
     return lines
@@ -291,13 +328,15 @@ def elementwise_kernel(group, leaves) -> KernelSource:
     hoisted, inner = loads(leaves, names, index, bases)
     inner += assign(group.values, names)
     inner += [f"o{k}[{', '.join(index)}] = {names[r.id]}" for k, r in enumerate(group.roots)]
-    args = [f"o{k}" for k in range(len(group.roots))] + [f"a{k}" for k in range(len(bases))]
+    checked = faults(group.values)
+    args, extras = with_faults([f"o{k}" for k in range(len(group.roots))] + [f"a{k}" for k in range(len(bases))],
+                               checked)
     lines = [f"@numba.njit(cache=True, error_model='numpy', parallel={parallel})",
              f"def kernel({', '.join(args)}):"]
     header, depth = _loops(range(rank), domain, parallel)
     lines += indent(hoisted + header, 1) + indent(inner, depth + 1)
     return KernelSource(group.name, PRELUDE + "\n\n" + "\n".join(lines) + "\n", list(group.roots), bases,
-                        [arg_shape(b, flat) for b in bases], [domain] * len(group.roots))
+                        [arg_shape(b, flat) for b in bases], [domain] * len(group.roots), extras, checked)
 
 
 _INIT = {"sum": "0", "max": "-np.inf", "min": "np.inf"}
@@ -306,9 +345,9 @@ _INIT = {"sum": "0", "max": "-np.inf", "min": "np.inf"}
 def _accumulate(op: str, acc: str, x: str, is_float: bool) -> list:
     if op == "sum":
         return [f"{acc} += {x}"]
-    cmp = ">" if op == "max" else "<"
-    nan = f" or {x} != {x}" if is_float else ""
-    return [f"if {x} {cmp} {acc}{nan}:", f"    {acc} = {x}"]
+    if is_float:  # IEEE, as the maximum op: NaN wins and -0 < +0, so the order of the elements does not matter
+        return [f"{acc} = {(MAXIMUM if op == 'max' else MINIMUM).format(acc, x)}"]
+    return [f"if {x} {'>' if op == 'max' else '<'} {acc}:", f"    {acc} = {x}"]
 
 
 def acc_init(root) -> str:
@@ -429,12 +468,14 @@ def reduction_kernel(group, leaves) -> KernelSource:
                 + indent([init] + _scratch(root, is_float) + nest + ["partial[c] = acc"], 1)
                 + [init, f"for c in range({chunks}):"]
                 + indent(_accumulate(root.op, "acc", "partial[c]", is_float), 1) + finish)
-    args = ", ".join([f"o{k}" for k in range(len(r.outputs))] + [f"a{k}" for k in range(len(bases))])
+    checked = faults(group.values)
+    args, extras = with_faults([f"o{k}" for k in range(len(r.outputs))] + [f"a{k}" for k in range(len(bases))],
+                               checked)
     threaded = any("numba.prange" in line for line in body)  # a column sum over rows stays serial
     lines = [f"@numba.njit(cache=True, error_model='numpy', parallel={threaded})",
-             f"def kernel({args}):"] + indent(hoisted + body, 1)
+             f"def kernel({', '.join(args)}):"] + indent(hoisted + body, 1)
     return KernelSource(group.name, PRELUDE + "\n\n" + "\n".join(lines) + "\n", r.outputs,
-                        bases, [arg_shape(b, False) for b in bases], r.out_shapes)
+                        bases, [arg_shape(b, False) for b in bases], r.out_shapes, extras, checked)
 
 
 BLOCK = 512  # elements a float sum takes at a time through its scratch buffer

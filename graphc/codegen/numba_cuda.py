@@ -29,8 +29,9 @@ import math
 from ..errors import CompileError
 from ..ir import dtypes as dt
 from ..passes.fusion import INDEXED_VIEWS
-from .numba_cpu import (CTOR, LOWER, LOWER_INT, UNSIGNED, KernelSource, Reduction, acc_dtype, acc_init, access,
-                        arg_shape, assign, indent, is_literal, literal, loads, row_point)
+from .numba_cpu import (CTOR, LOWER, LOWER_INT, MAXIMUM, MINIMUM, UNSIGNED, KernelSource, Reduction, acc_dtype,
+                        acc_init, access, arg_shape, assign, faults, indent, is_literal, literal, loads, row_point,
+                        with_faults)
 
 def cuda_module():
     """``numba.cuda``, imported on first use: a CPU-only user never pays for it."""
@@ -67,12 +68,9 @@ from numba import cuda
 '''
 
 
-_MAXIMUM, _MINIMUM = "{0} if {0} != {0} or {0} >= {1} else {1}", "{0} if {0} != {0} or {0} <= {1} else {1}"
 # helpers written out in place: device functions would make numba ask the driver for the
 # device while compiling, and PTX could not be checked on a machine without a GPU (cuda_ptx.py)
-_LOWER_CUDA = {**LOWER, "maximum": _MAXIMUM, "minimum": _MINIMUM,
-               "sign": "{0} if {0} != {0} else ({one} if {0} > {zero} else "
-                       "({zero} - {one} if {0} < {zero} else {zero}))",
+_LOWER_CUDA = {**LOWER,
                "sigmoid": "{one} / ({one} + math.exp(-{0})) if {0} >= {zero} else "
                           "math.exp({0}) / ({one} + math.exp({0}))",
                "softplus": "max({0}, {zero}) + math.log1p(math.exp(-abs({0})))"}
@@ -128,15 +126,19 @@ def _unravel(flat: str, shape, names: list) -> list:
     return lines
 
 
-def _kernel(group_name, outputs, bases, in_shapes, out_shapes, lines, launch, extras=()) -> KernelSource:
+def _kernel(group_name, outputs, bases, in_shapes, out_shapes, lines, launch, extras=(),
+            checked=None) -> KernelSource:
     """The kernel's source and call: outputs ``o<k>``, base arrays ``a<k>``, then ``extras``
-    ((name, dtype, size): zeroed scratch the runtime allocates with the arena), launched as
-    ``launch`` = (blocks, threads), each an int or a tuple."""
-    args = [f"o{k}" for k in range(len(outputs))] + [f"a{k}" for k in range(len(bases))] + [e[0] for e in extras]
+    ((name, dtype, size): zeroed scratch the runtime allocates with the arena; ``err`` added
+    when ``checked``, the kernel's faults, has any), launched as ``launch`` = (blocks, threads),
+    each an int or a tuple."""
+    args, checks = with_faults([f"o{k}" for k in range(len(outputs))] + [f"a{k}" for k in range(len(bases))]
+                            + [e[0] for e in extras], checked)
     head = ["@cuda.jit(cache=True)", f"def kernel({', '.join(args)}):"]
     src = PRELUDE.format(math=MATH[simulator()]) + "\n\n" + "\n".join(head + indent(lines, 1)) + "\n"
-    ks = KernelSource(group_name, src, list(outputs), bases, in_shapes, out_shapes)
-    ks.launch, ks.extras, ks.bound = launch, list(extras), None
+    ks = KernelSource(group_name, src, list(outputs), bases, in_shapes, out_shapes, list(extras) + list(checks),
+                      checked)
+    ks.launch = launch
     return ks
 
 
@@ -159,10 +161,10 @@ def elementwise_kernel(group, leaves, threads, max_blocks) -> KernelSource:
     loop, blocks = _grid_stride(math.prod(domain), threads, max_blocks)
     lines = hoisted + loop + indent(_unravel("k", domain, index) + point + ["k += step"], 1)
     return _kernel(group.name, group.roots, bases, [arg_shape(b, flat) for b in bases],
-                   [domain] * len(group.roots), lines, (blocks, threads))
+                   [domain] * len(group.roots), lines, (blocks, threads), checked=faults(group.values))
 
 
-_COMBINE = {"sum": "{0} + {1}", "max": _MAXIMUM, "min": _MINIMUM}
+_COMBINE = {"sum": "{0} + {1}", "max": MAXIMUM, "min": MINIMUM}
 
 
 def _tree(op: str, threads: int) -> list:
@@ -232,7 +234,7 @@ def reduction_kernel(group, leaves, threads, max_blocks) -> KernelSource:
     lines += indent(share + finish + ["w += np.uint64(cuda.gridDim.x)"], 1)
     blocks = max(1, min(n_out * parts, max_blocks))
     return _kernel(group.name, r.outputs, bases, [arg_shape(b, False) for b in bases], r.out_shapes,
-                   hoisted + lines, (blocks, threads), extras)
+                   hoisted + lines, (blocks, threads), extras, faults(group.values))
 
 
 def _row_pass(group, leaves, names, index, bases, out_arg, stored, red_shape, red_index, threads) -> list:
@@ -256,7 +258,7 @@ def _read(v, index: list, bases: list) -> str:
     return f"a{k}[{', '.join(at) or '0'}]"
 
 
-def _pointwise(v, lines_at, threads, max_blocks, extras=()) -> KernelSource:
+def _pointwise(v, lines_at, threads, max_blocks, checked=None) -> KernelSource:
     """A kernel with one thread per element of ``v``: ``lines_at(index, bases)`` computes
     ``res`` at ``index`` (unsigned indices ``i0``..)."""
     shape = v.shape or (1,)
@@ -266,12 +268,12 @@ def _pointwise(v, lines_at, threads, max_blocks, extras=()) -> KernelSource:
     loop, blocks = _grid_stride(math.prod(shape), threads, max_blocks)
     lines = loop + indent(_unravel("k", shape, index) + point + [f"o0[{', '.join(index)}] = res", "k += step"], 1)
     return _kernel(None, [v], bases, [arg_shape(b, False) for b in bases], [shape], lines,
-                   (blocks, threads), extras)
+                   (blocks, threads), checked=checked)
 
 
-def _check(op: str, idx: str, size: int) -> list:
+def _check(v, idx: str, size: int) -> list:
     """Record an out-of-range index (the runtime raises DataError after the call) and read 0."""
-    return [f"if {idx} < 0 or {idx} >= {size}:", "    err[0] = 1", f"    err[1] = {idx}", f"    {idx} = 0"]
+    return [f"if {idx} < 0 or {idx} >= {size}:", f"    err[0] = {v.id + 1}", f"    err[1] = {idx}", f"    {idx} = 0"]
 
 
 def _concat(v, index, bases):
@@ -304,7 +306,7 @@ def _pad(v, index, bases):
 def _one_hot(v, index, bases):
     (labels,) = v.inputs
     depth = v.attrs["depth"]
-    return ([f"lab = np.int64({_read(labels, index[:-1], bases)})"] + _check("one_hot", "lab", depth)
+    return ([f"lab = np.int64({_read(labels, index[:-1], bases)})"] + _check(v, "lab", depth)
             + [f"res = {literal(1, v.dtype)} if np.uint64(lab) == {index[-1]} else {literal(0, v.dtype)}"])
 
 
@@ -313,7 +315,7 @@ def _take(v, index, bases):
     axis = v.attrs["axis"]
     at = list(index)
     at[axis] = "np.uint64(j)"
-    return ([f"j = np.int64({_read(idx, index, bases)})"] + _check("take_along_axis", "j", x.shape[axis])
+    return ([f"j = np.int64({_read(idx, index, bases)})"] + _check(v, "j", x.shape[axis])
             + [f"res = {_read(x, at, bases)}"])
 
 
@@ -327,7 +329,7 @@ def _scatter(v, index, bases):
     add = "acc + np.float64(u)" if dt.is_float(v.dtype) else f"{CTOR[v.dtype]}({u}(acc) + {u}(u))"
     return ([f"acc = {acc}(0)", f"for m in range({_u(upd.shape[axis])}):",
              f"    j = np.int64({_read(idx, at, bases)})"]
-            + indent(_check("scatter_add", "j", v.attrs["size"]), 1)
+            + indent(_check(v, "j", v.attrs["size"]), 1)
             + [f"    if np.uint64(j) == {index[axis]}:", f"        u = {_read(upd, at, bases)}",
                f"        acc = {add}", f"res = {CTOR[v.dtype]}(acc)"])
 
@@ -413,9 +415,9 @@ def library_kernel(group, threads, max_blocks) -> KernelSource:
             rule = _POINTWISE[v.op]
         except KeyError:
             raise CompileError(f"%{v.id}: no CUDA lowering for op {v.op!r}") from None
-        extras = (("err", "int64", 2),) if v.op in _CHECKED else ()
-        ks = _pointwise(v, lambda index, bases: rule(v, index, bases), threads, max_blocks, extras)
-        ks.bound = _CHECKED[v.op](v) if v.op in _CHECKED else None  # indices must lie in [0, bound)
+        checked = ({v.id + 1: f"%{v.id} ({v.op}): index {{}} is out of range [0, {_CHECKED[v.op](v)})"}
+                   if v.op in _CHECKED else None)
+        ks = _pointwise(v, lambda index, bases: rule(v, index, bases), threads, max_blocks, checked)
     ks.name = group.name
     return ks
 

@@ -72,7 +72,9 @@ def assemble(name: str, records: list[Record], outputs: list[OutputRecord]) -> G
 
 
 def const_array(scalars: list, t: TensorType, loc: str) -> np.ndarray:
-    """The array of a const from its flat list of scalars, checked against its declared type."""
+    """The array of a const from its flat list of scalars, checked against its declared type:
+    a number its dtype cannot hold (an int out of range, a finite float that would become
+    infinite) is refused, naming the number and the range."""
     if len(scalars) != t.size:
         raise GraphError(f"{loc}: const of shape {t.shape} needs {t.size} values, got {len(scalars)}")
     for s in scalars:
@@ -81,9 +83,22 @@ def const_array(scalars: list, t: TensorType, loc: str) -> np.ndarray:
         if not ok:
             raise GraphError(f"{loc}: const value {s!r} does not fit dtype {t.dtype}")
     info = np.iinfo(t.dtype) if t.dtype in dt.INTS else None
-    if info and any(not info.min <= s <= info.max for s in scalars):
-        raise GraphError(f"{loc}: const value out of range for {t.dtype}")
+    bad = next((s for s in scalars if not info.min <= s <= info.max), None) if info else None
+    if bad is not None:
+        raise GraphError(f"{loc}: const value {dt.range_fault(bad, t.dtype)}")
+    if dt.is_float(t.dtype):
+        scalars = [_float(s, t.dtype, loc) for s in scalars]
+    with np.errstate(over="ignore"):  # refused below
+        array = np.array(scalars, dtype=t.dtype).reshape(t.shape)
+    fault = dt.overflow_fault(scalars, array.ravel())
+    if fault:
+        raise GraphError(f"{loc}: const value {fault}")
+    return array
+
+
+def _float(s, dtype: str, loc: str) -> float:
+    """A scalar of a float const as a Python float (an int may be too big to be one)."""
     try:
-        return np.array(scalars, dtype=t.dtype).reshape(t.shape)
+        return float(s)
     except OverflowError:
-        raise GraphError(f"{loc}: const value out of range for {t.dtype}") from None
+        raise GraphError(f"{loc}: const value {dt.range_fault(s, dtype)}") from None

@@ -1,9 +1,10 @@
 """The builder: NumPy-style op functions that make broadcasting and promotion explicit.
 
-Each function takes values (or Python scalars and numpy arrays, which become constants), checks
+Each function takes values (or scalars and numpy arrays, which become constants), checks
 shapes and dtypes, inserts ``cast`` and ``broadcast_to`` nodes where NumPy would promote or
 broadcast implicitly, and appends the primitive node. Errors name the op and the shapes at
-build time. Python scalars are weakly typed: ``x * 2`` keeps ``x``'s dtype.
+build time. Scalars, Python or numpy, are weakly typed: ``x * 2`` and ``x * np.float64(2)`` keep
+``x``'s dtype.
 
 Several functions shadow Python builtins (sum, max, min, abs, pow), as in NumPy; this module
 reaches the builtins through ``builtins``.
@@ -19,11 +20,20 @@ from ..errors import GraphError, ShapeError
 from . import dtypes as dt
 from .graph import Graph, Value
 from .ops import BINARY, COMPARE, UNARY
-from .shapes import broadcast_shapes, normalize_axes, normalize_axis
+from .shapes import broadcast_shapes, check_shape, normalize_axes, normalize_axis
 
 def _weak(x) -> bool:
-    """Python scalars are weakly typed; numpy scalars (even np.float64, a float) are not."""
+    """Python scalars are weakly typed (numpy scalars are made Python ones by ``_scalar``)."""
     return type(x) in (bool, int, float)
+
+
+def _scalar(x):
+    """A numpy scalar (``np.float64(0.1)``, what ``np.mean`` returns) as the Python number it
+    holds, so that ``w - lr * g`` keeps ``w``'s dtype whichever kind of number ``lr`` is;
+    anything else unchanged. 0-d arrays stay arrays: they keep their dtype."""
+    if isinstance(x, (np.bool_, np.integer, np.floating)):
+        return {"b": bool, "i": int, "u": int, "f": float}[x.dtype.kind](x)
+    return x
 
 
 def _graph_of(op: str, xs) -> Graph:
@@ -39,6 +49,7 @@ def _graph_of(op: str, xs) -> Graph:
 def _operands(op: str, *xs, graph: Graph | None = None) -> list[Value]:
     """Operands as values of one dtype (promoted) and one shape (broadcast)."""
     g = graph or _graph_of(op, xs)
+    xs = [_scalar(x) for x in xs]
     xs = [x if isinstance(x, Value) or _weak(x) else g.const(x) for x in xs]
     values = [x for x in xs if isinstance(x, Value)]
     dtype = dt.promote(*(v.dtype for v in values) if values else (dt.scalar_dtype(x) for x in xs))
@@ -211,13 +222,14 @@ def reshape(x, shape) -> Value:
         if known == 0 or x.size % known:
             raise ShapeError(f"reshape: cannot reshape {x.shape} ({x.size} elements) to {shape}")
         shape = tuple(x.size // known if d == -1 else d for d in shape)
+    shape = check_shape(shape, "reshape")
     return x if shape == x.shape else _node("reshape", [x], shape=shape)
 
 
 def broadcast_to(x, shape) -> Value:
     """``x`` broadcast to ``shape`` by NumPy rules (no node when it already has it)."""
     x = _value("broadcast_to", x)
-    shape = tuple(shape)
+    shape = check_shape(shape, "broadcast_to")
     return x if shape == x.shape else _node("broadcast_to", [x], shape=shape)
 
 
@@ -262,7 +274,10 @@ def getitem(x: Value, index) -> Value:
         dim = x.shape[axis]
         if isinstance(item, builtins.slice):
             start, stop, step = item.indices(dim)
-            shape.append(len(range(start, stop, step)))
+            n = len(range(start, stop, step))
+            if builtins.abs(step) > dim:  # one element at most: step 1 (x[::10**30] fits no int64 attribute)
+                stop, step = start + n, 1
+            shape.append(n)
         else:
             if not -dim <= item < dim:
                 raise ShapeError(f"index {item} is out of range for axis {axis} of size {dim} (shape {x.shape})")

@@ -68,3 +68,24 @@ def weak_dtype(x, other: str) -> str:
     if own == "int64" and other == "bool":
         return "int64"
     return other
+
+
+def range_fault(value, dtype: str) -> str:
+    """Why ``value`` is no number of ``dtype``: the range it misses."""
+    if dtype in INTS:
+        info = np.iinfo(dtype)
+        return f"{value} is out of range for {dtype} [{info.min}, {info.max}]"
+    return (f"{value!r} is out of range for {dtype} (its finite values lie within +-{str(np.finfo(dtype).max)}; "
+            f"write inf for an infinity)")
+
+
+def overflow_fault(source, array: np.ndarray) -> str | None:
+    """What is wrong when ``array``, ``source`` converted to a float dtype, made a finite number
+    infinite (1e300 as float32); None when nothing overflowed. Infinities written as such stay:
+    only finite numbers are checked."""
+    if array.dtype.kind != "f":
+        return None
+    with np.errstate(over="ignore"):
+        src = np.asarray(source, dtype=np.float64)
+    bad = np.isfinite(src) & ~np.isfinite(array)
+    return range_fault(float(src[bad].flat[0]), array.dtype.name) if bad.any() else None

@@ -14,7 +14,7 @@ from ..errors import GraphError
 from . import dtypes as dt
 from .names import check_name
 from .ops import OPS, TensorType, check_attrs
-from .shapes import check_shape
+from .shapes import check_type
 
 
 class Value:
@@ -143,18 +143,23 @@ class Graph:
 
     def _source(self, op, name, shape, dtype) -> Value:
         check_name(name, op)
-        return self.add_node(op, (), {"name": name, "shape": check_shape(shape, f"{op} {name!r}"),
-                                      "dtype": dt.canonical(dtype)})
+        dtype = dt.canonical(dtype)
+        shape = check_type(shape, dtype, f"{op} {name!r}")
+        return self.add_node(op, (), {"name": name, "shape": shape, "dtype": dtype})
 
     def const(self, value, dtype=None) -> Value:
         """A constant array. numpy arrays keep their dtype; Python floats (and lists of them)
         become the default float32 unless ``dtype`` says otherwise."""
         try:
-            array = np.array(value, dtype=None if dtype is None else dt.canonical(dtype))
+            with np.errstate(over="ignore"):  # refused below
+                array = np.array(value, dtype=None if dtype is None else dt.canonical(dtype))
+                if dtype is None and array.dtype == np.float64 and not isinstance(value, (np.ndarray, np.generic)):
+                    array = array.astype(dt.DEFAULT_FLOAT)
         except (TypeError, ValueError, OverflowError) as e:
             raise GraphError(f"cannot make a constant of {value!r}: {e}") from None
-        if dtype is None and array.dtype == np.float64 and not isinstance(value, (np.ndarray, np.generic)):
-            array = array.astype(dt.DEFAULT_FLOAT)
+        fault = dt.overflow_fault(value, array)
+        if fault:
+            raise GraphError(f"const: {fault}")
         return self.add_node("const", (), {"value": array})
 
     def output(self, name: str, value: Value) -> Value:
@@ -190,7 +195,7 @@ class Graph:
             other = self._sources[attrs["name"]]
             raise GraphError(f"graph {self.name!r} already has an {other.op} named {attrs['name']!r} (%{other.id})")
         t = opdef.infer(tuple(v.type for v in inputs), attrs)
-        check_shape(t.shape, op)
+        check_type(t.shape, t.dtype, f"%{len(self.nodes)} ({op})")
         value = Value(self, len(self.nodes), op, inputs, attrs, t.shape, t.dtype)
         self.nodes.append(value)
         if op in ("input", "param"):

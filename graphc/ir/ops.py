@@ -19,7 +19,7 @@ import numpy as np
 from ..errors import DataError, DTypeError, GraphError, ShapeError
 from . import dtypes as dt
 from .names import check_name
-from .shapes import can_broadcast_to, check_shape, reduced_shape
+from .shapes import can_broadcast_to, check_shape, check_type, reduced_shape
 
 
 class TensorType(NamedTuple):
@@ -131,7 +131,7 @@ def _same(op: str, types, what: str = "operand") -> TensorType:
 
 
 def _source_infer(types, attrs):
-    return TensorType(check_shape(attrs["shape"], attrs["name"]), attrs["dtype"])
+    return TensorType(check_type(attrs["shape"], attrs["dtype"], attrs["name"]), attrs["dtype"])
 
 
 def _const_infer(types, attrs):
@@ -164,6 +164,21 @@ def _stable_sigmoid(x):
 
 _erf = np.frompyfunc(math.erf, 1, 1)
 
+
+def _extreme(greater: bool):
+    """IEEE 754-2019 maximum (``greater``) or minimum: NaN wins, and -0 < +0, so the result does
+    not depend on the operands' order (np.maximum returns either zero of a tie, by platform)."""
+    def fn(a, b):
+        if a.dtype.kind != "f":
+            return np.maximum(a, b) if greater else np.minimum(a, b)
+        wins = (a > b if greater else a < b) | np.isnan(a) | ((a == b) & (np.signbit(a) != greater))
+        return np.where(wins, a, b)
+
+    return fn
+
+
+_maximum, _minimum = _extreme(True), _extreme(False)
+
 # name: (dtype class, reference, flops per element, transcendental, differentiable, doc)
 UNARY = {
     "neg": ("numeric", np.negative, 1, False, True, "-x"),
@@ -175,7 +190,8 @@ UNARY = {
     "sign": ("numeric", np.sign, 1, False, False, "-1, 0 or 1 (zero gradient)"),
     "tanh": ("float", np.tanh, 1, True, True, "hyperbolic tangent"),
     "sigmoid": ("float", _stable_sigmoid, 4, True, True, "1 / (1 + exp(-x)), overflow-free"),
-    "relu": ("numeric", lambda x: np.maximum(x, x.dtype.type(0)), 1, False, True, "max(x, 0); relu'(0) = 0"),
+    "relu": ("numeric", lambda x: _maximum(x, np.zeros_like(x)), 1, False, True,
+             "max(x, 0); relu(-0) = +0, relu'(0) = 0"),
     "square": ("numeric", np.square, 1, False, True, "x * x"),
     "reciprocal": ("float", np.reciprocal, 1, False, True, "1 / x"),
     "sin": ("float", np.sin, 1, True, True, "sine"),
@@ -202,15 +218,26 @@ def _binary_infer(name: str, cls: str, out_dtype: str | None):
     return infer
 
 
+NEGATIVE_POWER = "integers to negative integer powers are not allowed, got exponent {}"  # and in the kernels
+
+
+def _power(a, b):
+    """np.power, refusing an integer to a negative power as a DataError naming the exponent
+    (numpy's ValueError says the same; the compiled kernels check it too)."""
+    if b.dtype.kind == "i" and b.size and b.min() < 0:
+        raise DataError(NEGATIVE_POWER.format(b[b < 0].flat[0]))
+    return np.power(a, b)
+
+
 # name: (dtype class, reference, differentiable, doc)
 BINARY = {
     "add": ("numeric", np.add, True, "a + b"),
     "sub": ("numeric", np.subtract, True, "a - b"),
     "mul": ("numeric", np.multiply, True, "a * b"),
     "div": ("float", np.divide, True, "a / b (true division, floats only)"),
-    "pow": ("numeric", np.power, True, "a ** b"),
-    "maximum": ("numeric", np.maximum, True, "elementwise max; on ties the gradient goes to a"),
-    "minimum": ("numeric", np.minimum, True, "elementwise min; on ties the gradient goes to a"),
+    "pow": ("numeric", _power, True, "a ** b; an integer to a negative power is a DataError"),
+    "maximum": ("numeric", _maximum, True, "elementwise max (IEEE: NaN wins, -0 < +0); on ties the gradient goes to a"),
+    "minimum": ("numeric", _minimum, True, "elementwise min (IEEE: NaN wins, -0 < +0); on ties the gradient goes to a"),
 }
 COMPARE = {"lt": np.less, "le": np.less_equal, "gt": np.greater, "ge": np.greater_equal,
            "eq": np.equal, "ne": np.not_equal}
@@ -277,12 +304,28 @@ def _sum_reference(attrs, x):
     return np.sum(x, axis=attrs["axes"], keepdims=attrs["keepdims"], dtype=acc).astype(x.dtype)
 
 
+def _extreme_reference(greater: bool):
+    """np.max or np.min with the zeros ordered as ``maximum`` orders them (-0 < +0): a zero
+    result is +0 for max when any +0 is among the reduced elements, and -0 for min when any -0
+    is. numpy's SIMD reductions return whichever zero their lanes met first."""
+    def ref(attrs, x):
+        axes, keepdims = attrs["axes"], attrs["keepdims"]
+        out = (np.max if greater else np.min)(x, axis=axes, keepdims=keepdims)
+        if x.dtype.kind != "f" or not x.size:
+            return out
+        winner = np.any((x == 0) & (np.signbit(x) != greater), axis=axes, keepdims=keepdims)
+        negative = winner != greater  # max: no +0 among them; min: some -0
+        return np.where(out == 0, np.where(negative, x.dtype.type(-0.0), x.dtype.type(0.0)), out)
+
+    return ref
+
+
 REDUCTIONS = {
     "sum": ("numeric", _sum_reference, "sum over axes"),
-    "max": ("numeric", lambda attrs, x: np.max(x, axis=attrs["axes"], keepdims=attrs["keepdims"]),
-            "max over axes; on ties the gradient is shared equally among the maxima"),
-    "min": ("numeric", lambda attrs, x: np.min(x, axis=attrs["axes"], keepdims=attrs["keepdims"]),
-            "min over axes; on ties the gradient is shared equally among the minima"),
+    "max": ("numeric", _extreme_reference(True),
+            "max over axes (NaN wins, -0 < +0); on ties the gradient is shared equally among the maxima"),
+    "min": ("numeric", _extreme_reference(False),
+            "min over axes (NaN wins, -0 < +0); on ties the gradient is shared equally among the minima"),
 }
 for _name, (_cls, _ref, _doc) in REDUCTIONS.items():
     _register(OpDef(_name, "reduction", 1, _reduce_infer(_name, _cls), _ref,
@@ -481,9 +524,13 @@ def _one_hot_infer(types, attrs):
 
 
 def _one_hot_reference(attrs, labels):
+    """Allocates only the result: ``labels == arange(depth)`` would allocate ``depth`` elements
+    even for no labels (constant folding runs this on any depth; see ``passes/simplify``)."""
     depth = attrs["depth"]
     _check_indices("one_hot", labels, depth)
-    return (labels[..., None] == np.arange(depth)).astype(attrs["dtype"])
+    out = np.zeros(labels.shape + (depth,), dtype=attrs["dtype"])
+    np.put_along_axis(out, labels[..., None].astype(np.intp), 1, axis=-1)
+    return out
 
 
 def _scatter_infer(types, attrs):
@@ -522,10 +569,14 @@ _register(OpDef("one_hot", "index", 1, _one_hot_infer, _one_hot_reference, {"dep
 
 # ---------------------------------------------------------------- attribute checking
 
+_INT64 = np.iinfo(np.int64)  # every int attribute must fit: kernels and numpy index with int64
+
 
 def _attr_int(v):
     if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
         raise TypeError
+    if not _INT64.min <= v <= _INT64.max:
+        raise OverflowError(f"{v} does not fit int64")
     return int(v)
 
 
@@ -571,4 +622,6 @@ def check_attrs(op: OpDef, attrs: dict) -> dict:
         except TypeError:
             raise GraphError(f"{op.name}: attribute {name!r} must be {_ATTR_DESCRIPTIONS[kind]}, "
                              f"got {attrs[name]!r}") from None
+        except OverflowError as e:
+            raise GraphError(f"{op.name}: attribute {name!r}: {e}") from None
     return out

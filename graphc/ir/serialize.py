@@ -20,8 +20,8 @@ from . import dtypes as dt
 from .assemble import OutputRecord, Record, assemble, const_array
 from .names import check_name
 from .ops import OPS, TensorType
-from .shapes import check_shape
-from .text import format_scalar
+from .shapes import check_type
+from .text import format_scalar, from_text, unknown_op
 
 FORMAT = "graphc-ir"
 VERSION = 1
@@ -68,9 +68,42 @@ def _fail(path: str, message: str):
     raise GraphError(f"{path}: {message}")
 
 
+class _Object(dict):
+    """A JSON object as loaded, remembering a key it had twice (json.loads keeps the last)."""
+
+    twice = None
+
+
+def _pairs(pairs) -> _Object:
+    """json's ``object_pairs_hook``: the object, noting a key given twice for ``_obj`` to refuse
+    with its path (here the path is unknown)."""
+    obj = _Object()
+    for key, value in pairs:
+        if key in obj and obj.twice is None:
+            obj.twice = key
+        obj[key] = value
+    return obj
+
+
+def _number(text: str) -> float:
+    """A JSON number with a fraction or exponent; one too big for a float64 (1e400) would
+    silently be inf."""
+    x = float(text)
+    if math.isinf(x):
+        raise GraphError(f"$: number {text} is out of range for float64; write \"inf\" for an infinity")
+    return x
+
+
+def _constant(name: str):
+    """json's ``parse_constant``: Python's json reads NaN and Infinity, which JSON lacks."""
+    raise GraphError(f"$: {name} is not JSON; write non-finite floats as the strings \"nan\", \"inf\", \"-inf\"")
+
+
 def _obj(x, path: str, keys: set) -> dict:
     if not isinstance(x, dict):
         _fail(path, f"expected an object, got {_kind(x)}")
+    if getattr(x, "twice", None) is not None:
+        _fail(path, f"key {x.twice!r} is given twice")
     if set(x) != keys:
         missing, extra = sorted(keys - set(x)), sorted(set(x) - keys)
         _fail(path, "; ".join(p for p in (f"missing {missing}" if missing else "",
@@ -132,13 +165,13 @@ def _record(node, path: str) -> Record:
     label = _int(node["id"], f"{path}.id")
     op = _str(node["op"], f"{path}.op")
     if op not in OPS:
-        _fail(f"{path}.op", f"unknown op {op!r}")
+        _fail(f"{path}.op", unknown_op(op))
     dtype = _str(node["dtype"], f"{path}.dtype")
     if dtype not in dt.DTYPES:
         _fail(f"{path}.dtype", f"unknown dtype {dtype!r} (expected one of {', '.join(dt.DTYPES)})")
     shape = tuple(_int(d, f"{path}.shape[{i}]") for i, d in enumerate(_list(node["shape"], f"{path}.shape")))
     try:
-        t = TensorType(check_shape(shape, "shape"), dtype)
+        t = TensorType(check_type(shape, dtype, "shape"), dtype)
     except GraphcError as e:
         _fail(f"{path}.shape", str(e))
     inputs = tuple(_int(x, f"{path}.inputs[{i}]") for i, x in enumerate(_list(node["inputs"], f"{path}.inputs")))
@@ -161,7 +194,9 @@ def from_json(text) -> "object":
     if not isinstance(text, (str, bytes, bytearray)):
         raise GraphError(f"from_json expects str or bytes, got {type(text).__name__}")
     try:
-        doc = json.loads(text)
+        doc = json.loads(text, object_pairs_hook=_pairs, parse_float=_number, parse_constant=_constant)
+    except GraphError:
+        raise
     except (ValueError, RecursionError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise GraphError(f"$: not valid JSON: {e}") from None
     doc = _obj(doc, "$", {"format", "version", "name", "nodes", "outputs"})
@@ -184,10 +219,16 @@ def from_json(text) -> "object":
 
 
 def load(path):
-    """Read a graph saved by ``save``. A malformed file raises GraphError naming the fault."""
+    """Read a graph from a file: JSON as ``save`` writes it, or the text form as ``to_text``
+    and ``graphc grad -o FILE.ir`` write it. A file whose first non-blank character is ``{`` or ``[``
+    is JSON, anything else is text. A malformed file raises GraphError naming it and the fault."""
     with open(path, "rb") as f:
         data = f.read()
     try:
-        return from_json(data)
+        if data.lstrip()[:1] in (b"{", b"["):
+            return from_json(data)
+        return from_text(data.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise GraphError(f"{path}: neither a JSON nor a text IR file ({e})") from None
     except GraphError as e:
         raise GraphError(f"{path}: {e}") from None

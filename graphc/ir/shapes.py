@@ -2,9 +2,18 @@
 
 import math
 
+import numpy as np
+
 from ..errors import ShapeError
 
 MAX_ELEMENTS = 2**62  # guards size arithmetic against overflow in numpy and generated code
+MAX_BYTES = 2**63 - 1  # numpy's limit on an array (its intp), far beyond what any machine addresses
+
+
+def _extent(dims) -> int:
+    """The product of the nonzero dimensions: what numpy checks against its limits even when
+    another dimension is 0 (it refuses ``np.empty((0, 2**63 - 1))``)."""
+    return math.prod(d for d in dims if d)
 
 
 def check_shape(shape, what: str) -> tuple[int, ...]:
@@ -18,8 +27,20 @@ def check_shape(shape, what: str) -> tuple[int, ...]:
     dims = tuple(int(d) for d in dims)
     if any(d < 0 for d in dims):
         raise ShapeError(f"{what}: negative dimension in shape {dims}")
-    if math.prod(dims) >= MAX_ELEMENTS:
-        raise ShapeError(f"{what}: shape {dims} has too many elements")
+    if _extent(dims) >= MAX_ELEMENTS:
+        raise ShapeError(f"{what}: shape {dims} has too many elements (its nonzero dimensions multiply to "
+                         f"{_extent(dims)}, and must stay below 2**62)")
+    return dims
+
+
+def check_type(shape, dtype: str, what: str) -> tuple[int, ...]:
+    """``check_shape``, and refuse a value no machine could hold: more bytes (counting the
+    nonzero dimensions, as numpy does) than an array may have."""
+    dims = check_shape(shape, what)
+    nbytes = _extent(dims) * np.dtype(dtype).itemsize
+    if nbytes > MAX_BYTES:
+        raise ShapeError(f"{what}: {dtype}{list(dims)} would take {nbytes} bytes, more than any array can "
+                         f"(2**63 - 1)")
     return dims
 
 

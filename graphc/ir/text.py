@@ -15,6 +15,8 @@ decimal that reads back to the same value of their dtype. ``#`` starts a comment
 a tokenizer and a few rules; nothing in the text is ever evaluated as code.
 """
 
+import difflib
+import math
 import re
 
 import numpy as np
@@ -84,7 +86,7 @@ _TOKEN = re.compile(r"""
   | (?P<number>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+](?:inf|nan))
   | (?P<word>[A-Za-z_][A-Za-z0-9_]*)
   | (?P<punct>[\[\](){},=:])
-""", re.VERBOSE)
+""", re.VERBOSE | re.ASCII)  # ASCII: \d would match other scripts' digits, and int() would read them
 
 
 class _Line:
@@ -93,6 +95,7 @@ class _Line:
     def __init__(self, text: str, number: int):
         self.loc = f"line {number}"
         self.tokens = []
+        self.columns = []  # where each token starts, from 1
         pos = 0
         text = text.split("#", 1)[0].rstrip()
         while pos < len(text):
@@ -101,8 +104,9 @@ class _Line:
                 continue
             m = _TOKEN.match(text, pos)
             if not m:
-                raise GraphError(f"{self.loc}: unexpected character {text[pos]!r}")
+                raise GraphError(f"{self.loc}, column {pos + 1}: unexpected character {text[pos]!r}")
             self.tokens.append((m.lastgroup, m.group()))
+            self.columns.append(pos + 1)
             pos = m.end()
         self.pos = 0
 
@@ -122,6 +126,10 @@ class _Line:
         self.pos += 1
         return self.tokens[self.pos - 1][1]
 
+    def at(self) -> str:
+        """Where the next token is: the line and column."""
+        return f"{self.loc}, column {self.columns[self.pos]}" if self.pos < len(self.tokens) else self.loc
+
     def done(self) -> bool:
         return self.pos == len(self.tokens)
 
@@ -134,7 +142,7 @@ class _Line:
 
     def int(self) -> int:
         t = self.take(kind="number", expected="an integer")
-        if not re.fullmatch(r"[-+]?\d+", t):
+        if not re.fullmatch(r"[-+]?[0-9]+", t):
             self.fail("an integer")
         return int(t)
 
@@ -157,8 +165,14 @@ class _Line:
     def scalar(self):
         kind, t = self.tokens[self.pos] if self.pos < len(self.tokens) else (None, None)
         if kind == "number" or t in ("inf", "nan"):
+            where = self.at()
             self.pos += 1
-            return float(t) if re.search(r"[.eEna]", t) else int(t)
+            if not re.search(r"[.eEna]", t):
+                return int(t)
+            x = float(t)
+            if math.isinf(x) and "inf" not in t:
+                raise GraphError(f"{where}: number {t} is out of range for float64; write inf for an infinity")
+            return x
         if t in ("true", "false"):
             self.pos += 1
             return t == "true"
@@ -194,20 +208,28 @@ class _Line:
         return dt.FROM_SHORT[word]
 
 
+def unknown_op(op: str) -> str:
+    """What to say of an op name the op table lacks: the names it may be a typo of, if any."""
+    close = difflib.get_close_matches(op.lower(), OPS, n=3, cutoff=0.65)  # below 0.65: frobnicate -> concat
+    return f"unknown op {op!r}" + (f"; did you mean {' or '.join(map(repr, close))}?" if close else "")
+
+
 def _parse_node(line: _Line) -> Record:
     label = line.label()
     line.take(":")
     t = line.type()
     line.take("=")
+    where = line.at()
     op = line.take(kind="word", expected="an op name")
     if op not in OPS:
-        raise GraphError(f"{line.loc}: unknown op {op!r}")
+        raise GraphError(f"{where}: {unknown_op(op)}")
     opdef = OPS[op]
     if op in ("input", "param"):
         attrs = {"name": line.take(kind="word", expected="a name"), "shape": t.shape, "dtype": t.dtype}
         operands = ()
     elif op == "const":
-        attrs = {"value": const_array(line.literal(), t, line.loc)}
+        where = line.at()
+        attrs = {"value": const_array(line.literal(), t, where)}
         operands = ()
     else:
         attrs = {}
@@ -216,9 +238,12 @@ def _parse_node(line: _Line) -> Record:
             while not line.peek("]"):
                 if attrs:
                     line.take(",")
+                where = line.at()
                 key = line.take(kind="word", expected="an attribute name")
                 if key not in opdef.attrs:
-                    raise GraphError(f"{line.loc}: {op} has no attribute {key!r}")
+                    raise GraphError(f"{where}: {op} has no attribute {key!r}")
+                if key in attrs:
+                    raise GraphError(f"{where}: {op} attribute {key!r} is given twice")
                 line.take("=")
                 attrs[key] = line.attr(opdef.attrs[key])
             line.take("]")

@@ -5,15 +5,18 @@ graphs edited by hand or by a pass with a bug. It checks that every value belong
 at its position, uses a known op with valid attributes, uses only earlier values of the same
 graph (so no cycles and nothing dangling), and has the shape and dtype its op's rule gives;
 that names are valid and unique; and that outputs are values of the graph. Faults are a
-GraphError naming the node.
+GraphError naming the node, except a value too big for any machine (``shapes.check_type``): a
+ShapeError naming it.
 """
 
 import networkx as nx
 
 from ..errors import GraphcError, GraphError
+from . import dtypes as dt
 from .graph import Value
 from .names import check_name
 from .ops import OPS, check_attrs
+from .shapes import check_type
 
 
 def verify(graph) -> None:
@@ -37,6 +40,8 @@ def verify(graph) -> None:
         fault = opdef.arity_fault(len(v.inputs))
         if fault:
             raise GraphError(f"{where}: {fault}")
+        if v.dtype in dt.DTYPES:  # (another dtype is the fault below)
+            check_type(v.shape, v.dtype, where)
         try:
             t = opdef.infer(tuple(i.type for i in v.inputs), check_attrs(opdef, v.attrs))
         except GraphcError as e:

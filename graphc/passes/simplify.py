@@ -11,6 +11,15 @@ Known constants are tracked as *splats*: a const whose elements are all equal, s
 layout ops (``broadcast_to(const 0)`` is a splat of 0). Elementwise ops on splats fold to a
 splat; ``x * 0`` becomes zeros (assuming ``x`` finite, as gradient code does; IEEE would give NaN
 for an infinite ``x``). Inputs and params are always kept: they are the graph's signature.
+
+Folding is bounded, so that a small file cannot make compilation slow or huge: a splat folds
+to a splat (a scalar and a broadcast, whatever the size), and an op on dense constants runs its
+reference only when its result has at most ``FOLD_LIMIT`` elements and every operand is a
+constant the graph already holds (or a splat of at most ``FOLD_LIMIT`` elements). The op
+table's references allocate no more than their operands and result (``one_hot`` on no labels
+allocates nothing, whatever its depth), so folding costs at most what the graph's own
+constants do. A fold that fails (an index out of range, an integer to a negative power) is
+left for run time, where it is a DataError.
 """
 
 import numpy as np
@@ -94,7 +103,7 @@ def _fold(rw, op, inputs, attrs, out):
             if out.size <= FOLD_LIMIT and op != "broadcast_to" and all(d is not None for d in dense):
                 value = OPS[op].reference(attrs, *dense)
                 return rw.emit("const", (), {"value": np.asarray(value, dtype=out.dtype)})
-    except (GraphcError, ValueError, ArithmeticError, IndexError):
+    except (GraphcError, ValueError, ArithmeticError, IndexError, MemoryError):
         return None  # e.g. an out-of-range constant index: leave it to fail at run time
     return None
 

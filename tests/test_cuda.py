@@ -22,14 +22,53 @@ from graphc.codegen import numba_cuda
 SIMULATED = numba_cuda.simulator()
 
 
+def _without_its_race(shared_array):
+    """The simulator's ``cuda.shared.array`` (``FakeCUDAShared.array``: one array per calling
+    line and launch) without its race: two threads of a block could each find no array for the
+    line yet, each make one, and then not share it."""
+    from numba.cuda import types
+    from numba.cuda.np import numpy_support
+
+    def array(self, shape, dtype, alignment=None):
+        if alignment is not None or shape == 0:  # the simulator's own error; dynamic shared memory
+            return shared_array(self, shape, dtype, alignment)
+        if isinstance(dtype, types.Type):
+            dtype = numpy_support.as_dtype(dtype)
+        caller = sys._getframe(1)
+        return self._allocations.setdefault((caller.f_code.co_filename, caller.f_lineno), np.empty(shape, dtype))
+
+    return array
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _simulator_threads_take_turns_quickly():
+    """The simulator runs a block's CUDA threads as Python threads and polls them, spinning, from
+    the launching thread, which keeps the GIL for the switch interval (5 ms) each time before a
+    waiting thread may run: every thread's step to the next ``syncthreads`` costs up to 5 ms. A
+    20 us interval runs the same kernels on the same threads about 8x faster. The threads then
+    interleave more finely, which exposed a race in the simulator's shared arrays (closed here);
+    both are undone after this module."""
+    if not SIMULATED:
+        yield
+        return
+    from numba.cuda.simulator.kernelapi import FakeCUDAShared
+
+    before = sys.getswitchinterval()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(FakeCUDAShared, "array", _without_its_race(FakeCUDAShared.array))
+        sys.setswitchinterval(2e-5)
+        try:
+            yield
+        finally:
+            sys.setswitchinterval(before)
+
+
 def _cuda(graph, **kw):
     return gc.compile(graph, target="cuda", **kw)
 
 
-# the CPU suite's op cases, less those sized for CPU threads (millions of elements), and with
-# the reductions in one float and one integer dtype (the kernels differ by accumulator only;
-# each case is 96 reduction kernels, 15 s in the simulator)
-OP_CASES = [name for name in CASES if "large" not in name and name not in ("reduce_float64", "reduce_int32")]
+# the CPU suite's op cases, less those sized for CPU threads (millions of elements)
+OP_CASES = [name for name in CASES if "large" not in name]
 
 
 @pytest.mark.parametrize("name", OP_CASES)
@@ -256,12 +295,17 @@ def test_matmul_over_several_tiles_with_ragged_edges(dtype):
     assert_outputs_close(_cuda(g)(**args), gc.evaluate(g, **args))
 
 
-def test_every_kind_of_kernel_compiles_to_ptx():
-    """NVVM compiles the kernels for sm_90 as on a GPU, in a process with the simulator off
-    (see cuda_ptx.py): the simulator runs kernels as Python and would not notice a kernel
-    numba-cuda cannot type or lower."""
-    env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "0"}
-    script = os.path.join(os.path.dirname(__file__), "cuda_ptx.py")
-    done = subprocess.run([sys.executable, script], capture_output=True, text=True, env=env, timeout=900)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert done.stdout.startswith("ptx: ") and int(done.stdout.split()[1]) > 80
+def _kernels(result: str) -> int:
+    """How many kernels compiled ("94 kernels, 11 graphs"); a skip where a library is missing."""
+    if result.startswith("skipped: "):
+        pytest.skip(result.removeprefix("skipped: "))
+    return int(result.split()[0])
+
+
+def test_every_kind_of_kernel_types_and_lowers_for_the_gpu(for_sm_90):
+    """cuda_ptx.py, started by conftest.py when the suite starts: see the for_sm_90 fixture."""
+    assert _kernels(for_sm_90["lowered"]) > 80
+
+
+def test_every_kind_of_kernel_compiles_to_ptx(for_sm_90):
+    assert _kernels(for_sm_90["ptx"]) == _kernels(for_sm_90["lowered"]) > 80

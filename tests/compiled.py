@@ -1,8 +1,8 @@
 """Shared helpers for the compiler tests (``gc.compile``).
 
 Importing this module points ``GRAPHC_CACHE_DIR`` at a fresh temporary directory for the whole
-test session, so compiled kernels never touch the user's cache (the directory is removed at
-exit). It also holds the comparison helpers: compiled results are always checked against the
+test session, and ``GRAPHC_CACHE_KEY_FILE`` (the seals' key) at one beside it, so compiled
+kernels never touch the user's cache or key (both are removed at exit). It also holds the comparison helpers: compiled results are always checked against the
 reference interpreter ``gc.evaluate`` (or plain numpy), never against compiled code.
 
     from compiled import CACHE_DIR, assert_close, assert_outputs_close, check_graph
@@ -17,6 +17,8 @@ import numpy as np
 
 CACHE_DIR = tempfile.mkdtemp(prefix="graphc-test-cache-")
 os.environ["GRAPHC_CACHE_DIR"] = CACHE_DIR
+os.environ["GRAPHC_CACHE_KEY_FILE"] = os.path.join(CACHE_DIR + "-key", "cache.key")  # the seal's key: not the user's
+atexit.register(shutil.rmtree, CACHE_DIR + "-key", ignore_errors=True)
 atexit.register(shutil.rmtree, CACHE_DIR, ignore_errors=True)
 
 import graphc as gc  # noqa: E402  (after the cache directory is set)

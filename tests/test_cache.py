@@ -44,7 +44,8 @@ CHILD = textwrap.dedent('''
 
 
 def _env(cache_dir):
-    env = dict(os.environ, GRAPHC_CACHE_DIR=str(cache_dir))
+    env = dict(os.environ, GRAPHC_CACHE_DIR=str(cache_dir),
+               GRAPHC_CACHE_KEY_FILE=os.path.join(os.path.dirname(str(cache_dir)), "cache.key"))
     env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
     env.pop("GRAPHC_DUMP", None)
     return env
@@ -94,6 +95,7 @@ def test_second_process_loads_kernels_from_cache(child, tmp_path):
     sources = [f for f in files if os.path.basename(f).startswith("k_") and f.endswith(".py")]
     assert len(sources) == len(first["numba"]) >= 3, files
     assert any(f.endswith(".nbi") for f in files) and any(f.endswith(".nbc") for f in files), files
+    assert not any(f.endswith(".pyc") for f in files), f"bytecode written into the cache: {files}"
 
     second = _run(child, cache_dir)
     assert second["kernels"] == first["kernels"]

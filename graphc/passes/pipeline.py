@@ -8,6 +8,7 @@ with the kernel each value belongs to and the arena offset of each buffer, toget
 generated kernel's source.
 """
 
+import hashlib
 import os
 
 from ..codegen import numba_cpu, numba_cuda
@@ -30,8 +31,12 @@ TARGETS = ("cpu", "cuda", "auto")
 SIMULATOR_LAUNCH = {"threads": 4, "max_blocks": 2}
 
 
-def compile(graph, target="cpu", fuse=True, remat="none", dump=None) -> Executable:
-    """Compile ``graph`` into an executable: ``fn(**arrays) -> {output: ndarray}``."""
+def compile(graph, target="cpu", fuse=True, remat="none", dump=None, eager=False) -> Executable:
+    """Compile ``graph`` into an executable: ``fn(**arrays) -> {output: ndarray}``. Numba compiles
+    the kernels on the first call; ``eager=True`` compiles them (or loads them from the cache)
+    before returning, so that no call does (``fn.warm()`` later does the same)."""
+    if not isinstance(eager, bool):
+        raise CompileError(f"eager={eager!r}: expected True or False")
     target = _target(target)
     if not isinstance(remat, Budget) and (not isinstance(remat, str) or remat not in STRATEGIES):
         raise CompileError(f"remat {remat!r} is not a strategy; choose one of {', '.join(STRATEGIES)} "
@@ -70,8 +75,10 @@ def compile(graph, target="cpu", fuse=True, remat="none", dump=None) -> Executab
     }
     report = _report(graph, g, steps, memory, stats)
     if target == "cuda":
-        return cuda_runtime.CudaExecutable(g, steps, kernels, memory, stats, report, _residuals(g, saved, re), copies)
-    return Executable(g, steps, kernels, memory, stats, report, _residuals(g, saved, re))
+        fn = cuda_runtime.CudaExecutable(g, steps, kernels, memory, stats, report, _residuals(g, saved, re), copies)
+    else:
+        fn = Executable(g, steps, kernels, memory, stats, report, _residuals(g, saved, re))
+    return fn.warm() if eager else fn
 
 
 def _target(target: str) -> str:
@@ -108,11 +115,25 @@ def _plan(re, fuse: bool):
     return fusion, steps, plan_memory(g, steps)
 
 
+_PEAKS: dict = {}  # (rewritten graph's text digest, fuse) -> planned peak: budgets of one graph share plans
+_PEAKS_LIMIT = 4096
+
+
 def _budget(g, budget, fuse: bool):
-    """Search for the cheapest plan under ``budget``, checking each against its real planned peak."""
+    """Search for the cheapest plan under ``budget``, checking each against its real planned
+    peak. Peaks are remembered for the process, so several budgets on one graph (a profile)
+    plan each candidate once."""
     _, steps, memory = _plan(rematerialize(g, "none"), fuse)
     saved = {i: g.nodes[i].type.nbytes for i in saved_values(g, steps, memory)}
-    return search(g, budget, (memory.peak_bytes, saved), lambda re: _plan(re, fuse)[2].peak_bytes)
+
+    def plan_peak(re) -> int:
+        key = (hashlib.sha256(to_text(re.graph).encode()).digest(), fuse)
+        if key not in _PEAKS:
+            if len(_PEAKS) >= _PEAKS_LIMIT:
+                _PEAKS.clear()
+            _PEAKS[key] = _plan(re, fuse)[2].peak_bytes
+        return _PEAKS[key]
+    return search(g, budget, (memory.peak_bytes, saved), plan_peak)
 
 
 def _residuals(g, saved, re) -> list:

@@ -5,19 +5,20 @@ every remat strategy runs unchanged. Arguments may be numpy arrays (copied in on
 or device arrays (anything with ``__cuda_array_interface__``: numba device arrays, CuPy,
 PyTorch CUDA tensors), read in place. Kernels read views through index arithmetic, so nothing
 moves between host and device between kernels; outputs come back as numpy arrays, or stay on
-the device with ``device_outputs=True``. Index ops record a bad index in a small device error
-array, read once after the call.
+the device with ``device_outputs=True``. Kernels record an index out of range, or an integer
+raised to a negative power, in a small device error array, read once after the call.
 """
 
 import time
 
 import numpy as np
+from numba import types
+from numba.np.numpy_support import from_dtype
 
-from ..codegen.cache import load_kernel, seal
 from ..codegen.numba_cuda import cuda_module, simulator
-from ..errors import ArgumentError, DataError, DTypeError, ShapeError
-from ..ir.interpret import bind_arguments, convert_argument
-from .executable import Executable
+from ..errors import ArgumentError, CompileError, DTypeError, ShapeError
+from ..ir.interpret import bind_arguments, by_name_only, convert_argument
+from .executable import Executable, one_at_a_time, resource_errors
 
 
 def is_device_array(a) -> bool:
@@ -28,13 +29,17 @@ class CudaExecutable(Executable):
     """``fn(**arrays, device_outputs=False) -> {output: ndarray or device array}``."""
 
     def __init__(self, graph, steps, kernels, memory, stats, report_text, residuals, copies):
+        if "device_outputs" in graph.arguments:  # fn(device_outputs=...) is the call's option
+            raise CompileError(f"graph {graph.name!r}: target 'cuda' calls take device_outputs= as an option, so an "
+                               f"input or param may not be named device_outputs; rename it")
         self._cuda = cuda_module()
         self._copies = copies  # output value id -> kernel copying a view, argument or constant
         self._device_bytes = 0  # bytes allocated on the device during the current call
-        self._checks = []  # (step name, "%id (op)", index bound) of every index-checking kernel
+        self._checks = []  # (step name, KernelSource) of every kernel that checks its operands
         super().__init__(graph, steps, kernels, memory, stats, report_text, residuals)
-        self._copy_fns = {vid: load_kernel(ks.source) for vid, ks in copies.items()}
+        self._copy_slots = {vid: self._add_kernel(ks, None) for vid, ks in copies.items()}
 
+    @one_at_a_time
     def release(self) -> None:
         super().release()
         self._scratch = {}
@@ -71,23 +76,33 @@ class CudaExecutable(Executable):
         if group.kind == "view":
             return lambda env: None  # kernels read views by index arithmetic
         ks = self.kernels[group.name]
-        blocks, threads = ks.launch
-        launch = load_kernel(ks.source)[blocks, threads]
         outs, ins = self._kernel_plan(ks)
+        slot = self._add_kernel(ks, (outs, ins))
         extras = [arg for arg, _, _ in ks.extras]
-        if "err" in extras:
-            v = group.roots[0]
-            self._checks.append((group.name, f"%{v.id} ({v.op})", ks.bound))
-
-        unsealed = True
+        if ks.faults:
+            self._checks.append((group.name, ks))
 
         def run_kernel(env):
-            nonlocal unsealed
+            launch = self._kernel(slot)
             launch(*self._kernel_arguments(env, outs, ins), *(self._scratch[group.name, e] for e in extras))
-            if unsealed:  # numba-cuda has written (or loaded) its cache files: checksum them (see cache)
-                unsealed = False
-                seal(ks.source)
         return run_kernel
+
+    # a worker process would need a CUDA context (and device memory) of its own: compile here
+    _compile_workers = False
+
+    def _bound(self, ks, fn):
+        return fn[ks.launch]
+
+    def _argument_types(self, ks, plan):
+        """Every argument is a C-contiguous device array: the arena's views, fresh outputs, inputs
+        copied in or checked C-contiguous, scratch. None under the simulator, which compiles
+        nothing (it runs kernels as Python)."""
+        if simulator():
+            return None
+        arrays = [(v.dtype, len(shape)) for v, shape in zip(ks.outputs, ks.out_shapes)]
+        arrays += [(b.dtype, len(shape)) for b, shape in zip(ks.inputs, ks.in_shapes)]
+        arrays += [(dtype, 1) for _, dtype, _ in ks.extras]
+        return tuple(types.Array(from_dtype(np.dtype(dtype)), ndim, "C") for dtype, ndim in arrays)
 
     def _buffer(self, v):
         """A fresh device array for an output (the arena holds everything else)."""
@@ -123,23 +138,23 @@ class CudaExecutable(Executable):
         return env
 
     def _check_errors(self):
-        for name, where, bound in self._checks:
+        for name, ks in self._checks:
             err = self._scratch[name, "err"]
-            flag, bad = err.copy_to_host()
-            if flag:
+            error = ks.error(err.copy_to_host())
+            if error:
                 err.copy_to_device(np.zeros(2, np.int64))
-                raise DataError(f"{where}: index {bad} is out of range [0, {bound})")
+                raise error
 
     def _device_results(self, env) -> dict:
         """Each output as a device array of its own shape (two names of one value get two arrays)."""
         results, given = {}, set()
         for name, v in self._outputs:
-            if v.id in self._copy_fns:
+            if v.id in self._copy_slots:
                 ks = self._copies[v.id]
                 out = self._alloc(v.shape or (1,), v.dtype)
                 args = [env[b.id] if b.id not in self.memory.offsets else self._slots[b.id] for b in ks.inputs]
                 args = [a if a.shape == s else a.reshape(s) for a, s in zip(args, ks.in_shapes)]
-                self._copy_fns[v.id][ks.launch](out, *args)
+                self._kernel(self._copy_slots[v.id])(out, *args)
             elif v.id in given:
                 out = self._alloc(v.shape or (1,), v.dtype)
                 out.copy_to_device(env[v.id])
@@ -149,6 +164,8 @@ class CudaExecutable(Executable):
             results[name] = out.reshape(v.shape) if v.shape != tuple(out.shape) else out
         return results
 
+    @one_at_a_time
+    @resource_errors
     def run(self, arrays: dict, out: dict | None = None, device_outputs: bool = False) -> dict:
         """Like ``fn(**arrays)``; ``out={name: ndarray}`` copies those outputs into the caller's
         arrays; ``device_outputs=True`` leaves every output on the device."""
@@ -170,13 +187,17 @@ class CudaExecutable(Executable):
             host[name] = d.copy_to_host(target) if target is not None else d.copy_to_host()
         return host
 
-    def __call__(self, device_outputs=False, **arrays):
+    def __call__(self, /, *args, device_outputs=False, **arrays):
+        by_name_only(self.graph, args, "fn({})")
         return self.run(arrays, device_outputs=device_outputs)
 
-    def profile(self, **arrays) -> dict:
+    @one_at_a_time
+    @resource_errors
+    def profile(self, /, *args, **arrays) -> dict:
         """One call, each step timed by CUDA events (by the host clock under the simulator,
         which records no times); ``peak_bytes`` is the device memory the call allocated (arena,
         inputs copied in, outputs), all of it live at its end."""
+        by_name_only(self.graph, args, "fn.profile({})")
         cuda = self._cuda
         self.release()
         self._device_bytes = 0

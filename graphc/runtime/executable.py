@@ -5,18 +5,23 @@ of arrays indexed by value id: a numpy view, a library call (BLAS matmul), or a 
 kernel. Intermediate buffers are fixed views into one arena allocated on first call; outputs
 are fresh arrays each call (or the caller's, with ``run(..., out=)``), so they never alias
 each other, the inputs or the arena. Inputs are checked like the interpreter checks them and
-are only ever read.
+are only ever read. Every kernel is compiled for the argument types the steps pass, all at
+once, before the first kernel runs (or by ``warm()``; see ``codegen/warm.py``).
 """
 
+import functools
+import threading
 import time
 import tracemalloc
 
 import numpy as np
+from numba import typeof
 
-from ..codegen.cache import load_kernel, seal
-from ..errors import ArgumentError, DTypeError, ShapeError
+from ..codegen.cache import seal
+from ..codegen.warm import compile_kernels
+from ..errors import ArgumentError, DTypeError, ResourceError, ShapeError
 from ..ir.dot import to_dot
-from ..ir.interpret import bind_arguments
+from ..ir.interpret import bind_arguments, by_name_only
 from ..ir.ops import OPS
 
 def _python_slices(attrs) -> tuple:
@@ -36,6 +41,62 @@ _VIEW = {
 }
 
 
+def one_at_a_time(method):
+    """``method`` of an executable, run under its lock: one call's arena, caller buffers and
+    first-call compile are the executable's own state, so calls from several threads take
+    turns (reentrant: ``profile`` runs steps as a call does) instead of sharing an arena."""
+    @functools.wraps(method)
+    def call(self, /, *args, **kwargs):
+        with self._lock:
+            return method(self, *args, **kwargs)
+    return call
+
+
+def resource_errors(method):
+    """``method`` of an executable, with a failed allocation (numpy's MemoryError: the arena,
+    an output, a library call's result) raised as a ResourceError naming the graph and its
+    planned peak."""
+    @functools.wraps(method)
+    def call(self, /, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except ResourceError:
+            raise
+        except MemoryError as e:
+            raise ResourceError(f"graph {self.graph.name!r}: out of memory (its plan holds {self.memory.peak_bytes} "
+                                f"bytes at a call's peak): {e}") from None
+    return call
+
+
+def _view(v) -> tuple:
+    """(attributes prepared once, the function making the view) of view op ``v``."""
+    prepare, view = _VIEW[v.op]
+    return (prepare(v.attrs) if prepare else v.attrs), view
+
+
+def _stand_in(shape, dtype, writeable=True) -> np.ndarray:
+    """An array numba types as it types a C-contiguous one of this shape, over one element's
+    memory: only ever typed, never read or written."""
+    dtype = np.dtype(dtype)
+    strides = [dtype.itemsize] * len(shape)
+    for k in range(len(shape) - 2, -1, -1):
+        strides[k] = strides[k + 1] * shape[k + 1]
+    return np.lib.stride_tricks.as_strided(np.empty(1, dtype), shape, strides, writeable=writeable)
+
+
+def _reshaped(a: np.ndarray, shape) -> np.ndarray:
+    """``a.reshape(shape)`` as numpy makes it, without reading ``a`` (a stand-in owns no data):
+    the view numpy returns, or a fresh C array where numpy would copy."""
+    if a.shape == shape:
+        return a
+    if a.flags.c_contiguous:
+        return a.reshape(shape)  # always a view
+    try:
+        return np.reshape(a, shape, copy=False)
+    except (ValueError, TypeError):  # numpy would copy (TypeError: numpy < 2.1 cannot say; assume it)
+        return _stand_in(shape, a.dtype)
+
+
 class Executable:
     """``fn(**arrays) -> {output name: ndarray}``; see ``report()`` and ``stats`` for the plan."""
 
@@ -52,11 +113,15 @@ class Executable:
         self._shaped = {}  # (value id, shape) -> that view as a kernel takes it, made with the arena
         self._consts = {v.id: v.attrs["value"] for v in graph.nodes if v.op == "const"}
         self._kernel_args = []  # (value id, shape) of every arena argument of a loop kernel
+        self._calls = []  # (KernelSource, how its arguments are found) of every kernel, in order
+        self._fns = []  # the callable of each, None until warm() has compiled them all
         self._runners = [self._runner(g) for g in steps]
         self._outputs = list(graph.outputs.items())
         self._arguments = graph.arguments
         self._out_by_value = {}  # value id -> caller buffer, during a call with out=
+        self._lock = threading.RLock()  # see one_at_a_time
 
+    @one_at_a_time
     def release(self) -> None:
         """Free the arena now; the next call allocates it again."""
         self._arena, self._slots, self._shaped = None, {}, {}
@@ -80,8 +145,7 @@ class Executable:
     def _runner(self, group):
         if group.kind == "view":
             (v,) = group.roots
-            prepare, view = _VIEW[v.op]
-            src, attrs = v.inputs[0].id, (prepare(v.attrs) if prepare else v.attrs)
+            src, (attrs, view) = v.inputs[0].id, _view(v)
 
             def run_view(env):
                 env[v.id] = view(attrs, env[src])
@@ -101,16 +165,20 @@ class Executable:
                 out[...] = reference(attrs, *(env[i] for i in ins))
             return run_library
         ks = self.kernels[group.name]
-        fn = load_kernel(ks.source)
         outs, ins = self._kernel_plan(ks)
-        unsealed = True
+        slot, fns = self._add_kernel(ks, (outs, ins)), self._fns
+        extras = [np.zeros(size, dtype) for _, dtype, size in ks.extras]  # on the CPU only numba_cpu.ERR
+        err = extras[0] if extras else None
 
         def run_kernel(env):
-            nonlocal unsealed
-            fn(*self._kernel_arguments(env, outs, ins))
-            if unsealed:  # numba has now written (or loaded) its cache files for this kernel
-                unsealed = False
-                seal(ks.source)
+            fn = fns[slot]
+            if fn is None:
+                fn = self._kernel(slot)
+            fn(*self._kernel_arguments(env, outs, ins), *extras)
+            if err is not None and err[0]:  # a value out of its op's domain: the kernel recorded it
+                error = ks.error(err)
+                err[:] = 0
+                raise error
         return run_kernel
 
     def _kernel_plan(self, ks) -> tuple[list, list]:
@@ -137,6 +205,80 @@ class Executable:
             a = fixed[i, shape] if in_arena else env[i]
             args.append(a if a.shape == shape else a.reshape(shape))
         return args
+
+    # ------------------------------------------------------------ compiling the kernels
+
+    _compile_workers = True  # may codegen.warm compile in worker processes
+
+    @one_at_a_time
+    def warm(self):
+        """Compile every kernel now (or load it from the cache) for the argument types the calls
+        pass, so that no call compiles; returns the executable. The first call does this itself;
+        ``gc.compile(..., eager=True)`` does it before returning. Types assume C-contiguous
+        arguments, as numpy makes them: an argument of another layout compiles a variant of the
+        kernels reading it on the call that passes it."""
+        if self._calls and self._fns[0] is None:
+            jobs = [(ks.source, self._argument_types(ks, plan)) for ks, plan in self._calls]
+            for slot, fn in enumerate(compile_kernels(jobs, workers=self._compile_workers)):
+                self._fns[slot] = self._first_run(slot, fn, self._bound(self._calls[slot][0], fn))
+        return self
+
+    def _add_kernel(self, ks, plan) -> int:
+        """Register a kernel for ``warm``; its slot in ``_fns``."""
+        self._calls.append((ks, plan))
+        self._fns.append(None)
+        return len(self._fns) - 1
+
+    def _kernel(self, slot: int):
+        """Kernel ``slot``'s callable, compiling every kernel first on the first call."""
+        if self._fns[slot] is None:
+            self.warm()
+        return self._fns[slot]
+
+    def _bound(self, ks, fn):
+        """What a step calls: the dispatcher itself (CUDA: configured with its launch)."""
+        return fn
+
+    def _first_run(self, slot: int, dispatcher, call):
+        """``call`` for the first run of kernel ``slot``: when that run made numba compile another
+        variant (an argument of another layout than ``warm`` typed), numba's files for the kernel
+        changed, and are sealed again."""
+        source = self._calls[slot][0].source
+
+        def first(*args):
+            self._fns[slot] = call
+            variants = len(dispatcher.overloads)
+            call(*args)
+            if len(dispatcher.overloads) > variants:
+                seal(source)
+        return first
+
+    def _argument_types(self, ks, plan) -> tuple:
+        """numba's types of the arguments ``_kernel_arguments`` passes the kernel, read off
+        stand-ins of them (``_standing``), so ``warm`` compiles exactly what the calls use."""
+        outs, ins = plan
+        nodes = self.graph.nodes
+        arrays = [_stand_in(shape, nodes[i].dtype) for i, shape, _ in outs]
+        arrays += [_stand_in(shape, nodes[i].dtype) if in_arena else _reshaped(self._standing(nodes[i]), shape)
+                   for i, shape, in_arena in ins]
+        arrays += [_stand_in((size,), dtype) for _, dtype, size in ks.extras]
+        return tuple(typeof(a) for a in arrays)
+
+    def _standing(self, v) -> np.ndarray:
+        """A stand-in for what ``env`` holds for ``v`` during a call: arguments are read-only views
+        (``bind_arguments``), views what numpy makes of their sources, constants themselves,
+        buffers (the arena's views, fresh outputs) C-contiguous and writeable."""
+        if v.op in ("input", "param"):
+            return _stand_in(v.shape, v.dtype, writeable=False)
+        if v.id in self._consts:
+            return self._consts[v.id]
+        if v.op in _VIEW:
+            source = self._standing(v.inputs[0])
+            if v.op == "reshape":
+                return _reshaped(source, v.shape)
+            attrs, view = _view(v)
+            return view(attrs, source)
+        return _stand_in(v.shape, v.dtype)
 
     # ------------------------------------------------------------ running
 
@@ -196,6 +338,8 @@ class Executable:
                     raise ArgumentError(f"out {name!r}: shares memory with {what}")
         return {outputs[n].id: a for n, a in reversed(list(out.items()))}
 
+    @one_at_a_time
+    @resource_errors
     def run(self, arrays: dict, out: dict | None = None) -> dict:
         """Like ``fn(**arrays)``; ``out={name: array}`` writes those outputs into the caller's
         arrays (no allocation, no page faults for big outputs) and returns them."""
@@ -210,13 +354,17 @@ class Executable:
         finally:
             self._out_by_value = {}
 
-    def __call__(self, **arrays):
+    def __call__(self, /, *args, **arrays):  # positional-only self: an input may be named self
+        by_name_only(self.graph, args, "fn({})")
         return self.run(arrays)
 
-    def profile(self, **arrays) -> dict:
+    @one_at_a_time
+    @resource_errors
+    def profile(self, /, *args, **arrays) -> dict:
         """One call, measured: ``time_s`` and each step's time, and ``peak_bytes``, the high-water
         mark of allocations during the call (``tracemalloc``, which numpy reports to), with the
         arena allocated afresh inside the call, next to ``planned_peak_bytes``."""
+        by_name_only(self.graph, args, "fn.profile({})")
         tracing = tracemalloc.is_tracing()
         if not tracing:
             tracemalloc.start()

@@ -50,12 +50,16 @@ _fallback: dict = {}  # configured cache directory -> the private temporary one 
 _secrets: dict = {}  # key file -> its secret, for this process
 
 
+def _user_path(variable: str, xdg: str, home: str, *parts: str) -> str:
+    """``$variable``, else ``parts`` under the XDG base directory ``$xdg`` (default ``~/home``)."""
+    path = os.environ.get(variable)
+    if path:
+        return path
+    return os.path.join(os.environ.get(xdg) or os.path.join(os.path.expanduser("~"), home), *parts)
+
+
 def _configured_dir() -> str:
-    path = os.environ.get("GRAPHC_CACHE_DIR")
-    if not path:
-        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        path = os.path.join(base, "graphc")
-    return path
+    return _user_path("GRAPHC_CACHE_DIR", "XDG_CACHE_HOME", ".cache", "graphc")
 
 
 def _trusted(path: str) -> str | None:
@@ -107,11 +111,7 @@ def cache_dir() -> str:
 
 
 def _key_file() -> str:
-    path = os.environ.get("GRAPHC_CACHE_KEY_FILE")
-    if not path:
-        base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
-        path = os.path.join(base, "graphc", "cache.key")
-    return path
+    return _user_path("GRAPHC_CACHE_KEY_FILE", "XDG_CONFIG_HOME", ".config", "graphc", "cache.key")
 
 
 def _read_secret(path: str) -> bytes | None:
@@ -229,6 +229,12 @@ def _sealed(directory: str, key: str, files: list) -> bool:
     return found is not None and hmac.compare_digest(found, _seal_text(key, files))
 
 
+def _seal_state(directory: str, key: str) -> tuple[list, bool]:
+    """numba's files for kernel ``key``, and whether there are some and their seal holds."""
+    files = _numba_files(directory, key)
+    return files, bool(files) and _sealed(directory, key, files)
+
+
 def _drop_numba_files(directory: str, key: str) -> None:
     for path in _numba_files(directory, key):
         try:
@@ -238,8 +244,8 @@ def _drop_numba_files(directory: str, key: str) -> None:
 
 
 def _drop_unsealed(directory: str, key: str) -> None:
-    files = _numba_files(directory, key)
-    if files and not _sealed(directory, key, files):
+    files, sealed = _seal_state(directory, key)
+    if files and not sealed:
         _drop_numba_files(directory, key)
 
 
@@ -247,17 +253,15 @@ def seal(source: str) -> None:
     """Record the seal of numba's cache files for this kernel (call once numba has compiled or
     loaded it: its files are written by then)."""
     directory, key = cache_dir(), kernel_key(source)
-    files = _numba_files(directory, key)
-    if files and not _sealed(directory, key, files):
+    files, sealed = _seal_state(directory, key)
+    if files and not sealed:
         _write_atomic(os.path.join(directory, f"k_{key}.seal"), _seal_text(key, files), suffix=".seal")
 
 
 def is_cached(source: str) -> bool:
     """Whether numba's files for this kernel are on disk and sealed, so that loading it takes
     milliseconds rather than a compile (``codegen.warm`` counts and farms out the others)."""
-    directory, key = cache_dir(), kernel_key(source)
-    files = _numba_files(directory, key)
-    return bool(files) and _sealed(directory, key, files)
+    return _seal_state(cache_dir(), kernel_key(source))[1]
 
 
 def _guard(dispatcher, directory: str, key: str) -> None:

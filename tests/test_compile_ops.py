@@ -148,6 +148,21 @@ for _dt in FLOATS:
     case(f"binary_{_dt}")(lambda _dt=_dt: _binary_float(_dt))
 
 
+def _constant_powers(dtype):
+    """pow by constants, strength-reduced in the kernels (codegen/powers.py), on special values."""
+    g = gc.Graph(f"pow_constant_{dtype}")
+    x = g.input("x", (3, 8), dtype)
+    for k, c in enumerate((0, 1, 2, 3, 16, -1, -2, -5, 0.5, -0.5, 1.5, -2.5)):
+        g.output(f"pow_{k}", x ** c)
+    xs = _rng("pow" + dtype).standard_normal((3, 8)).astype(dtype) * 3
+    xs[0] = [np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-30, -1e-30, 1e30]
+    return g, {"x": xs}, RTOL[dtype], _tiny(dtype)
+
+
+for _dt in FLOATS:
+    case(f"pow_constant_{_dt}", fused_only=True)(lambda _dt=_dt: _constant_powers(_dt))
+
+
 def _binary_int(dtype):
     g = gc.Graph(f"binary_{dtype}")
     x = g.input("x", (4, 6), dtype)

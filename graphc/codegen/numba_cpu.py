@@ -24,8 +24,15 @@ from ..errors import CompileError, DataError
 from ..ir import dtypes as dt
 from ..ir.ops import NEGATIVE_POWER
 from ..passes.fusion import INDEXED_VIEWS
+from .literals import CTOR, literal
+from .powers import power_template
 
 PARALLEL_MIN = 1 << 22  # elements: below this, waking threads (and competing with BLAS's) costs more
+# a reduction's threads each take whole rows (or fixed chunks of a full reduction), so they pay
+# from far fewer elements: a 4096 x 256 layer norm step 4.0 -> 1.8 ms on 2 cores (crossover
+# near 2^15). Elementwise kernels, often between matmuls, keep PARALLEL_MIN: numba's OpenMP
+# threads and OpenBLAS's, both spinning after their work, stall each other for milliseconds.
+REDUCTION_PARALLEL_MIN = 1 << 16
 CHUNKS = 64  # partial results of a parallel full reduction
 
 PRELUDE = '''\
@@ -34,7 +41,7 @@ import math
 import numba
 import numpy as np
 
-from graphc.codegen.intrinsics import f32_from_bits
+from graphc.codegen.intrinsics import f32_from_bits, fma
 
 
 @numba.njit(cache=True, inline="always")
@@ -99,6 +106,35 @@ def _sigmoid32(x):
     return one / (one + e) if x >= 0 else e / (one + e)
 
 
+@numba.njit(cache=True, inline="always")
+def _dd_mul(a, b):
+    # (a[0] + a[1]) * (b[0] + b[1]) as a rounded product and its error: the product's own
+    # rounding error, exact by fma, plus the cross terms (see powers.py)
+    p = a[0] * b[0]
+    return p, fma(a[0], b[0], -p) + (a[0] * b[1] + a[1] * b[0])
+
+
+@numba.njit(cache=True, inline="always")
+def _dd_value(a):
+    # the corrected product, but inf, NaN and signed zeros as the rounded one has them
+    return a[0] + a[1] if a[0] != 0 and math.isfinite(a[0]) else a[0]
+
+
+@numba.njit(cache=True, inline="always")
+def _dd_inverse(a):
+    # 1 / (a[0] + a[1]): with q = 1 / a[0], a[0] * q = 1 - e exactly (by fma), so the inverse
+    # is about q + q * (e - a[1] * q)
+    q = 1.0 / a[0]
+    return q, q * (-fma(a[0], q, -1.0) - a[1] * q)
+
+
+@numba.njit(cache=True, inline="always")
+def _dd_sqrt(x):
+    # sqrt(x) as s + (x - s * s) / 2s, the residual exact by fma
+    s = math.sqrt(x)
+    return s, fma(-s, s, x) / (s + s)
+
+
 @numba.njit(cache=True)
 def _sum_block(t, n):
     # Eight partial sums in a fixed order: LLVM vectorizes them without reassociating, so a
@@ -152,29 +188,12 @@ LOWER_INT = {"add": "{u}({0}) + {u}({1})", "sub": "{u}({0}) - {u}({1})", "mul": 
 # the message names; the message). The kernel records the fault in ``err`` and computes on; the
 # runtime raises the DataError the interpreter raises.
 INT_FAULTS = {"pow": ("{1} < {zero}", "{1}", NEGATIVE_POWER)}
+# ops whose CPU lowering calls libm (math.*, or pow itself), a scalar call that keeps LLVM from
+# vectorizing the loop around it; float32 has vectorizable exp, tanh and sigmoid (LOWER_FLOAT32)
+# and pow by a constant is arithmetic (powers.py)
+LIBM_CALLS = {"exp", "log", "tanh", "sin", "cos", "log1p", "expm1", "erf", "sigmoid", "softplus", "pow"}
 ERR = ("err", "int64", 2)  # the extra argument recording a fault: (its code, the operand; 0 while none)
 UNSIGNED = {"int32": "np.uint32", "int64": "np.uint64"}
-CTOR = {"float32": "np.float32", "float64": "np.float64", "int32": "np.int32", "int64": "np.int64",
-         "bool": "np.bool_"}
-
-
-def literal(value, dtype: str) -> str:
-    """A validated numeric literal of ``dtype``: only digits, signs, '.', 'e' and our names."""
-    value = np.asarray(value, dtype=dtype)[()]
-    if dtype == "bool":
-        return "True" if value else "False"
-    if dtype in dt.INTS:
-        # numba reads -9223372036854775808 as minus an unsigned literal: spell the minimum out
-        text = f"({int(value) + 1} - 1)" if value == np.iinfo(dtype).min else str(int(value))
-    elif math.isnan(value):
-        text = "np.nan"
-    elif math.isinf(value):
-        text = "np.inf" if value > 0 else "-np.inf"
-    else:
-        text = repr(float(value))
-    return f"{CTOR[dtype]}({text})"
-
-
 def access(v, index: list) -> tuple:
     """Follow ``v``'s broadcast/transpose/slice views down to the array they read:
     ``(base value, index expressions into it)`` for reading ``v`` at ``index``."""
@@ -213,9 +232,18 @@ def cpu_template(v) -> str:
         template = LOWER[v.op]
     except KeyError:
         raise CompileError(f"%{v.id}: no CPU lowering for op {v.op!r}") from None
+    if v.op == "pow" and (reduced := power_template(v, fma=True)) is not None:
+        return reduced
     if v.dtype == "float32":
         return LOWER_FLOAT32.get(v.op, template)
     return LOWER_INT.get(v.op, template) if v.dtype in UNSIGNED else template
+
+
+def scalar_call(v) -> bool:
+    """Whether the CPU lowering of ``v`` calls a scalar library function (``LIBM_CALLS``)."""
+    if v.op not in LIBM_CALLS or (v.dtype == "float32" and v.op in LOWER_FLOAT32):
+        return False
+    return v.op != "pow" or power_template(v, fma=True) is None
 
 
 def expr(v, names, template=cpu_template) -> str:
@@ -237,8 +265,9 @@ class KernelSource:
     """Generated source of one kernel and how to call it."""
 
     def __init__(self, name: str, source: str, outputs: list, inputs: list, in_shapes: list, out_shapes: list,
-                 extras=(), faults=None):
+                 extras=(), faults=None, scalar_calls=()):
         self.name, self.source = name, source
+        self.scalar_calls = list(scalar_calls)  # values whose lowering calls libm in the loop (``scalar_call``)
         self.outputs, self.inputs = outputs, inputs  # values, in argument order (inputs: base arrays)
         self.in_shapes, self.out_shapes = in_shapes, out_shapes  # how the runtime shapes each argument
         self.extras = list(extras)  # (name, dtype, size): zeroed arrays passed after the inputs
@@ -336,7 +365,8 @@ def elementwise_kernel(group, leaves) -> KernelSource:
     header, depth = _loops(range(rank), domain, parallel)
     lines += indent(hoisted + header, 1) + indent(inner, depth + 1)
     return KernelSource(group.name, PRELUDE + "\n\n" + "\n".join(lines) + "\n", list(group.roots), bases,
-                        [arg_shape(b, flat) for b in bases], [domain] * len(group.roots), extras, checked)
+                        [arg_shape(b, flat) for b in bases], [domain] * len(group.roots), extras, checked,
+                        [v for v in group.values if scalar_call(v)])
 
 
 _INIT = {"sum": "0", "max": "-np.inf", "min": "np.inf"}
@@ -440,7 +470,7 @@ def reduction_kernel(group, leaves) -> KernelSource:
     finish += [f"{out_arg[v.id]}[{', '.join(result_index)}] = {names[v.id]}" for v in finals]
     if group.row:  # a second pass over this row: the row epilogue (see fusion)
         finish += _row_pass(group, leaves, names, index, bases, out_arg, stored, axes, domain)
-    parallel = math.prod(domain) >= PARALLEL_MIN
+    parallel = math.prod(domain) >= REDUCTION_PARALLEL_MIN
     init = f"acc = {acc_init(root)}"
     if kept and max(kept) > min(axes):
         # a reduced axis lies outside a kept one (a column sum): walk memory in order and
@@ -475,7 +505,8 @@ def reduction_kernel(group, leaves) -> KernelSource:
     lines = [f"@numba.njit(cache=True, error_model='numpy', parallel={threaded})",
              f"def kernel({', '.join(args)}):"] + indent(hoisted + body, 1)
     return KernelSource(group.name, PRELUDE + "\n\n" + "\n".join(lines) + "\n", r.outputs,
-                        bases, [arg_shape(b, False) for b in bases], r.out_shapes, extras, checked)
+                        bases, [arg_shape(b, False) for b in bases], r.out_shapes, extras, checked,
+                        [v for v in prologue + group.row if scalar_call(v)])  # the epilogue runs once a result
 
 
 BLOCK = 512  # elements a float sum takes at a time through its scratch buffer

@@ -32,6 +32,8 @@ from ..passes.fusion import INDEXED_VIEWS
 from .numba_cpu import (CTOR, LOWER, LOWER_INT, MAXIMUM, MINIMUM, UNSIGNED, KernelSource, Reduction, acc_dtype,
                         acc_init, access, arg_shape, assign, faults, indent, is_literal, literal, loads, row_point,
                         with_faults)
+from .powers import power_template
+
 
 def cuda_module():
     """``numba.cuda``, imported on first use: a CPU-only user never pays for it."""
@@ -83,6 +85,8 @@ def cuda_template(v) -> str:
         template = _LOWER_CUDA[v.op]
     except KeyError:
         raise CompileError(f"%{v.id}: no CUDA lowering for op {v.op!r}") from None
+    if v.op == "pow" and (reduced := power_template(v, fma=False)) is not None:
+        return reduced
     return LOWER_INT.get(v.op, template) if v.dtype in UNSIGNED else template
 
 

@@ -223,10 +223,12 @@ NEGATIVE_POWER = "integers to negative integer powers are not allowed, got expon
 
 def _power(a, b):
     """np.power, refusing an integer to a negative power as a DataError naming the exponent
-    (numpy's ValueError says the same; the compiled kernels check it too)."""
+    (numpy's ValueError says the same; the compiled kernels check it too). The exponent is
+    made contiguous: numpy takes a broadcast 0.5 for sqrt, which differs from pow (IEEE
+    754's, and numpy's own for other strides) at -0 and -inf."""
     if b.dtype.kind == "i" and b.size and b.min() < 0:
         raise DataError(NEGATIVE_POWER.format(b[b < 0].flat[0]))
-    return np.power(a, b)
+    return np.power(a, np.array(b, order="C"))
 
 
 # name: (dtype class, reference, differentiable, doc)

@@ -73,7 +73,7 @@ def compile(graph, target="cpu", fuse=True, remat="none", dump=None, eager=False
         "remat_note": re.note,
         "target": target,
     }
-    report = _report(graph, g, steps, memory, stats)
+    report = _report(graph, g, steps, memory, stats, kernels if target == "cpu" else {})
     if target == "cuda":
         fn = cuda_runtime.CudaExecutable(g, steps, kernels, memory, stats, report, _residuals(g, saved, re), copies)
     else:
@@ -181,7 +181,7 @@ def _memory_notes(graph, memory, steps) -> dict:
     return notes
 
 
-def _report(source, g, steps, memory, stats) -> str:
+def _report(source, g, steps, memory, stats, kernels) -> str:
     lines = [f"graphc compile report: graph {source.name!r}",
              f"  passes: verify, simplify, remat ({len(source.nodes)} -> {len(g.nodes)} values), fuse, schedule, "
              f"memory plan, codegen (numba {stats['target']})",
@@ -199,4 +199,8 @@ def _report(source, g, steps, memory, stats) -> str:
         ops = " ".join(f"%{v.id}:{v.op}" for v in s.values)
         lines.append(f"    {s.name:<5} {s.kind:<8} {ops}")
         lines += [f"          - {r}" for r in s.reasons]
+        calls = kernels[s.name].scalar_calls if s.name in kernels else []
+        if calls:
+            lines.append("          - scalar library calls in the loop, which LLVM cannot vectorize: "
+                         + ", ".join(f"%{v.id} {v.op} ({v.dtype})" for v in calls))
     return "\n".join(lines) + "\n"

@@ -44,6 +44,10 @@ class CudaExecutable(Executable):
         super().release()
         self._scratch = {}
 
+    def loops(self) -> dict:
+        raise CompileError(f"graph {self.graph.name!r}: loops() reads how LLVM vectorized CPU kernels; a CUDA "
+                           f"kernel runs one thread per element and has no such loops (compile for target='cpu')")
+
     # ------------------------------------------------------------ device memory
 
     def _alloc(self, shape, dtype):

@@ -17,7 +17,8 @@ import tracemalloc
 import numpy as np
 from numba import typeof
 
-from ..codegen.cache import seal
+from ..codegen.cache import load_kernel, seal
+from ..codegen.loops import describe, kernel_loops
 from ..codegen.warm import compile_kernels
 from ..errors import ArgumentError, DTypeError, ResourceError, ShapeError
 from ..ir.dot import to_dot
@@ -118,6 +119,10 @@ class Executable:
         self._runners = [self._runner(g) for g in steps]
         self._outputs = list(graph.outputs.items())
         self._arguments = graph.arguments
+        # the common call, checked in a few comparisons: exactly the arguments, ndarrays of the
+        # declared dtype and shape (anything else goes through bind_arguments)
+        self._signature = [(name, v.id, np.dtype(v.dtype), v.shape) for name, v in graph.arguments.items()]
+        self._numpy_steps = any(g.kind == "library" for g in steps)  # kernels raise no FP warnings
         self._out_by_value = {}  # value id -> caller buffer, during a call with out=
         self._lock = threading.RLock()  # see one_at_a_time
 
@@ -126,8 +131,20 @@ class Executable:
         """Free the arena now; the next call allocates it again."""
         self._arena, self._slots, self._shaped = None, {}, {}
 
-    def report(self) -> str:
-        return self._report
+    def report(self, loops: bool = False) -> str:
+        """The compile report; ``loops=True`` adds whether LLVM vectorized each kernel's inner
+        loops (see ``loops()``)."""
+        if not loops:
+            return self._report
+        rows = [f"    {name:<5} {describe(found)}" for name, found in self.loops().items()]
+        return self._report + "\n  inner loops (LLVM):\n" + "\n".join(rows) + "\n"
+
+    def loops(self) -> dict:
+        """``{kernel name: [Loop]}``: each loop kernel's innermost loops and whether LLVM
+        vectorized them. Compiles the kernels first, and each once more for its IR (numba's
+        cache keeps none): a second or so per kernel."""
+        self.warm()
+        return {ks.name: kernel_loops(load_kernel(ks.source)) for ks, _ in self._calls}
 
     def to_dot(self) -> str:
         """Graphviz DOT of the compiled IR with each fused kernel drawn as a cluster."""
@@ -292,10 +309,19 @@ class Executable:
             self._shaped = {(vid, shape): self._slots[vid] if self._slots[vid].shape == shape
                             else self._slots[vid].reshape(shape) for vid, shape in self._kernel_args}
         env = [None] * len(self.graph.nodes)
-        for v, a in bind_arguments(self.graph, arrays).items():
-            env[v.id] = a
         for vid, a in self._consts.items():
             env[vid] = a
+        if type(arrays) is dict and len(arrays) == len(self._signature):
+            for name, vid, dtype, shape in self._signature:
+                a = arrays.get(name)
+                if type(a) is not np.ndarray or a.dtype != dtype or a.shape != shape:
+                    break
+                env[vid] = a.view()
+                env[vid].flags.writeable = False  # as bind_arguments binds them
+            else:
+                return env
+        for v, a in bind_arguments(self.graph, arrays).items():
+            env[v.id] = a
         return env
 
     def _results(self, env, out):
@@ -347,7 +373,11 @@ class Executable:
         out = dict(out or {})
         self._out_by_value = self._check_out(out, env) if out else {}
         try:
-            with np.errstate(all="ignore"):  # IEEE results from BLAS and numpy, as the interpreter gives
+            if self._numpy_steps:
+                with np.errstate(all="ignore"):  # IEEE results from BLAS and numpy, as the interpreter gives
+                    for run in self._runners:
+                        run(env)
+            else:
                 for run in self._runners:
                     run(env)
             return self._results(env, out)

@@ -8,8 +8,9 @@
     print(gc.to_text(g))              # readable IR; gc.save/gc.load for JSON, gc.to_dot for Graphviz
 """
 
-from .errors import (ArgumentError, BudgetError, CompileError, DataError, DTypeError, GraphcError, GraphError,
-                     GraphcWarning, ResourceError, ShapeError)
+from .check import check_grads
+from .errors import (ArgumentError, BudgetError, CompileError, DataError, DTypeError, GradientCheckError,
+                     GraphcError, GraphError, GraphcWarning, ResourceError, ShapeError)
 from .ir.build import (abs, add, argmax, argmin, broadcast_to, cast, checkpoint, concat, cos, div, eq, erf, exp,
                        expm1, ge, gt, le, log, log1p, lt, matmul, max, maximum, mean, min, minimum,
                        mul, ne, neg, one_hot, pad, pow, reciprocal, relu, reshape, rsqrt, sigmoid, sign,

@@ -23,7 +23,7 @@ class GraphError(GraphcError):
 
 
 class ArgumentError(GraphcError, TypeError):
-    """A call with a missing or unexpected argument name."""
+    """A call with a missing or unexpected argument name (or an option outside its choices)."""
 
 
 class DataError(GraphcError):
@@ -47,6 +47,15 @@ class ResourceError(GraphcError, MemoryError):
     """A run whose arrays do not fit the memory at hand: a numpy allocation that failed, named
     with the value or graph it was for. It is a ``MemoryError`` too, so code that catches those
     still does."""
+
+
+class GradientCheckError(GraphcError):
+    """``gc.check_grads`` found a derivative that disagrees with finite differences; the message
+    names the mode, argument and worst element, and ``comparison`` holds the figures."""
+
+    def __init__(self, message: str, comparison=None):
+        super().__init__(message)
+        self.comparison = comparison
 
 
 class GraphcWarning(UserWarning):

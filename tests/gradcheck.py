@@ -26,6 +26,11 @@ that a test that needs exact arithmetic (casts through float32) can have it. Dif
 outputs are taken before they are weighted, so outputs a step does not touch cancel exactly.
 Central differences in float64 with a step ~1e-6 are accurate to ~1e-10 for smooth functions of
 O(1) values, well inside the default ``rtol=1e-6``, ``atol=1e-8``.
+
+The projection, the per-element differences and the Hessian-vector graph are the ones the public
+``gc.check_grads`` uses (``graphc/check.py``); this harness adds what the project's own tests
+need beyond it: builders, exact steps in the arguments' own dtypes, dtype checks of the
+gradients and ``np.testing`` failures.
 """
 
 import os
@@ -33,8 +38,8 @@ import os
 import numpy as np
 
 import graphc as gc
+from graphc.check import EPS, Projection, add_gv, numeric_gradient, quantized
 
-EPS = 2.0 ** -20  # ~9.5e-7, exactly representable
 RTOL = 1e-6
 ATOL = 1e-8
 # GRADCHECK_SCALE=10 runs ten times the hypothesis examples everywhere (a deeper bug hunt)
@@ -47,11 +52,6 @@ def examples(n: int) -> int:
 
 
 # ---------------------------------------------------------------- small helpers
-
-
-def quantized(rng, shape, scale=1.0):
-    """Standard-normal numbers rounded to multiples of 1/8 (exact in float32 and float64)."""
-    return np.round(rng.standard_normal(shape) * scale * 8) / 8
 
 
 def float_names(args) -> list[str]:
@@ -86,8 +86,9 @@ class Problem:
         if op is not None:
             ops = {v.op for v in self.graph.nodes}
             assert op in ops, f"the graph built to check {op!r} has no {op!r} node (ops: {sorted(ops)})"
-        self.W = {k: quantized(self.rng, v.shape) for k, v in self.graph.outputs.items()}
-        self.V = {k: quantized(self.rng, v.shape) for k, v in self.graph.outputs.items()}
+        self.projection = Projection({k: v.shape for k, v in self.graph.outputs.items()}, self.rng, quantized)
+        self.W, self.V = self.projection.W, self.projection.V
+        self.delta_linear, self.delta_loss = self.projection.delta_linear, self.projection.delta_loss
 
     def forward(self, with_loss=False) -> gc.Graph:
         g = gc.Graph(self.name)
@@ -98,11 +99,7 @@ class Problem:
             assert v.dtype == "float64", f"output {k!r} is {v.dtype}: gradcheck builders must return float64"
             g.output(k, v)
         if with_loss:
-            terms = [gc.sum(v * g.const(self.W[k]) + (v * v) * g.const(self.V[k] / 2)) for k, v in outs.items()]
-            loss = terms[0]
-            for t in terms[1:]:
-                loss = loss + t
-            g.output("loss", loss)
+            self.projection.add_loss(g, "loss")
         return g
 
     # ------------------------------------------------------------ evaluation
@@ -110,30 +107,9 @@ class Problem:
     def outputs(self, args) -> dict:
         return gc.evaluate(self.graph, **args)
 
-    def delta_linear(self, plus, minus) -> float:
-        """phi_lin(plus) - phi_lin(minus), phi_lin = sum_k sum(W_k * o_k)."""
-        return float(sum(np.sum(self.W[k] * (plus[k] - minus[k])) for k in self.W))
-
-    def delta_loss(self, plus, minus) -> float:
-        """phi(plus) - phi(minus) for the linear + quadratic projection."""
-        return float(sum(np.sum((plus[k] - minus[k]) * (self.W[k] + self.V[k] / 2 * (plus[k] + minus[k])))
-                         for k in self.W))
-
     def numeric_gradient(self, delta) -> dict:
         """Per-element central differences of the projection ``delta`` describes."""
-        grads = {}
-        for w in self.wrt:
-            x = np.asarray(self.args[w])
-            out = np.zeros(x.shape, np.float64)
-            for idx in np.ndindex(x.shape):
-                xp, xm = x.copy(), x.copy()
-                xp[idx] = x[idx] + self.eps
-                xm[idx] = x[idx] - self.eps
-                h = float(xp[idx]) - float(xm[idx])
-                assert h > 0
-                out[idx] = delta(self.outputs({**self.args, w: xp}), self.outputs({**self.args, w: xm})) / h
-            grads[w] = out
-        return grads
+        return {w: numeric_gradient(self.outputs, self.args, w, self.eps, delta) for w in self.wrt}
 
     def shifted(self, direction, sign) -> dict:
         """The arguments moved by ``sign * eps * direction`` along the wrt arguments (exactly)."""
@@ -194,12 +170,7 @@ def check_jvp(p: Problem):
 def gradient_graph_with_gv(p: Problem, v_prefix="hv_"):
     """g1 = grad of the loss, extended with inputs ``hv_<w>`` and output ``gv = sum_w grad_w . hv_w``."""
     g1 = gc.grad(p.forward(with_loss=True), of="loss", wrt=p.wrt)
-    terms = [gc.sum(g1.outputs[f"grad_{w}"] * g1.input(f"{v_prefix}{w}", np.shape(p.args[w]),
-                                                       np.asarray(p.args[w]).dtype.name)) for w in p.wrt]
-    gv = terms[0]
-    for t in terms[1:]:
-        gv = gv + t
-    g1.output("gv", gv)
+    add_gv(g1, {w: g1.outputs[f"grad_{w}"] for w in p.wrt}, v_prefix)
     return g1
 
 

@@ -4,6 +4,9 @@ optional peers (JAX, PyTorch), and a table of results with ratios.
 Timings depend on glibc's allocator history, so the scripts pin MALLOC_MMAP_THRESHOLD_ and
 MALLOC_TRIM_THRESHOLD_ when they are not set (they must be set before the process starts: run
 the scripts through ``python benchmarks/run.py`` or set them yourself) and print what was used.
+
+``BENCH_QUICK=1`` cuts the repeat counts of the scripts that use ``repeats`` (a smoke run: the
+numbers are plausible, not final).
 """
 
 import os
@@ -11,6 +14,13 @@ import statistics
 import time
 
 import numpy as np
+
+QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0")
+
+
+def repeats(n: int) -> int:
+    """``n``, or a tenth of it (at least 3) under ``BENCH_QUICK``."""
+    return max(3, n // 10) if QUICK else n
 
 
 def median_time(fn, repeat=20, warmup=3, min_time=0.0) -> float:
@@ -72,3 +82,67 @@ def table(title: str, rows: list, baseline: str = "graphc") -> str:
     for name, seconds, note in rows:
         lines.append(f"   {name:<22}{seconds * 1e3:>10.3f}ms{base / seconds:>16.2f}   {note}")
     return "\n".join(lines)
+
+
+# Forward + backward steps: each a zero-argument callable returning (loss, [gradient per wrt name]),
+# called once to check it against a reference and then timed.
+
+
+def graphc_step(fn, arrays: dict, wrt: list, of: str = "loss"):
+    """A compiled ``gc.grad`` graph called with keyword arrays."""
+    def step():
+        out = fn(**arrays)
+        return out[of], [out[f"grad_{n}"] for n in wrt]
+    return step
+
+
+def jax_step(jax, loss, arrays: dict, wrt: list):
+    """``jax.jit(jax.value_and_grad(loss))`` by the ``wrt`` names, on device copies of ``arrays``
+    (``loss`` takes them by name); blocks until the results are there."""
+    import jax.numpy as jnp
+
+    names = list(arrays)
+    f = jax.jit(jax.value_and_grad(lambda *a: loss(**dict(zip(names, a))),
+                                   argnums=tuple(names.index(n) for n in wrt)))
+    args = [jnp.asarray(a) for a in arrays.values()]
+    return lambda: jax.block_until_ready(f(*args))
+
+
+def torch_step(torch, loss, arrays: dict, wrt: list):
+    """PyTorch eager: ``loss`` (taking tensors by name) then ``torch.autograd.grad`` by ``wrt``."""
+    tensors = {k: torch.from_numpy(np.ascontiguousarray(a)).requires_grad_(k in wrt) for k, a in arrays.items()}
+    leaves = [tensors[k] for k in wrt]
+
+    def step():
+        value = loss(**tensors)
+        return value, torch.autograd.grad(value, leaves)
+    return step
+
+
+def _numpy(a):
+    return np.asarray(a.detach() if hasattr(a, "detach") else a)
+
+
+def check_and_time(steps: list, reference, wrt: list, repeat: int, rtol: float, atol: float, loss_atol: float):
+    """Rows (name, seconds, note) for ``steps`` [(name, step, note)], each step's loss and
+    gradients first checked against ``reference`` (loss, [gradients]) to float32 tolerance:
+    ``rtol``, and ``atol`` times each gradient's largest magnitude (a gradient summed over many
+    rows differs with the order of the sum), ``loss_atol`` for the loss."""
+    rows = []
+    for name, step, note in steps:
+        value, grads = step()
+        np.testing.assert_allclose(_numpy(value), reference[0], rtol=rtol, atol=loss_atol,
+                                   err_msg=f"{name}: loss disagrees with numpy")
+        for n, got, want in zip(wrt, grads, reference[1]):
+            np.testing.assert_allclose(_numpy(got), want, rtol=rtol, atol=atol * float(np.max(np.abs(want))),
+                                       err_msg=f"{name}: grad_{n} disagrees with numpy")
+        rows.append((name, median_time(step, repeat=repeat, warmup=2), note))
+    return rows
+
+
+def ratio_line(rows: list, ours: str, peer: str, target: str = "") -> str:
+    """``ours``'s time over ``peer``'s, from ``table`` rows; "not measured" where either did not run."""
+    t = dict((r[0], r[1]) for r in rows)
+    if ours not in t or peer not in t:
+        return f"   {ours} / {peer}: not measured ({peer.split()[0]} not installed?)"
+    return f"   {ours} / {peer}: {t[ours] / t[peer]:.2f}x" + (f" ({target})" if target else "")

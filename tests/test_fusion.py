@@ -145,3 +145,33 @@ def test_sibling_merges_stop_at_the_kernel_size_cap():
     assert all(len(k.values) <= MAX_KERNEL_OPS for k in loops)
     assert 1 < len(loops) <= 4
     assert any(f"over {MAX_KERNEL_OPS} ops" in r for k in loops for r in k.reasons)
+
+
+def test_one_hot_fuses_into_the_kernels_that_read_it():
+    """one_hot is elementwise: its labels are read at the leading indices, the class is the
+    last; cross-entropy's gradient needs no one-hot array (no library step, no buffer)."""
+    g = gc.Graph("ce")
+    logits = g.input("logits", (6, 5))
+    labels = g.input("labels", (2, 3), "int64")
+    g.output("loss", gc.cross_entropy(gc.reshape(logits, (2, 3, 5)), labels))
+    dg = gc.grad(g, wrt=["logits"])
+    fn = gc.compile(dg)
+    assert all(s.kind != "library" for s in fn.steps)
+    rng = np.random.default_rng(3)
+    args = {"logits": rng.standard_normal((6, 5)).astype(np.float32), "labels": rng.integers(0, 5, (2, 3))}
+    out, ref = fn(**args), gc.evaluate(dg, **args)
+    for name in ref:
+        np.testing.assert_allclose(out[name], ref[name], rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+@pytest.mark.parametrize("fuse", [True, False])
+@pytest.mark.parametrize("bad", [-1, 4])
+def test_a_fused_one_hot_refuses_labels_out_of_range(fuse, bad):
+    g = gc.Graph("oh")
+    labels = g.input("labels", (3,), "int32")
+    g.output("y", gc.sum(gc.one_hot(labels, 4) * g.input("w", (3, 4)), axis=1))
+    fn = gc.compile(g, fuse=fuse)
+    w = np.ones((3, 4), np.float32)
+    with pytest.raises(gc.DataError, match=rf"one_hot.*index {bad} is out of range \[0, 4\)"):
+        fn(labels=np.array([0, bad, 1], np.int32), w=w)
+    np.testing.assert_array_equal(fn(labels=np.array([0, 3, 1], np.int32), w=w)["y"], np.ones(3, np.float32))

@@ -177,6 +177,7 @@ LOWER = {
     "maximum": MAXIMUM, "minimum": MINIMUM,
     "lt": "{0} < {1}", "le": "{0} <= {1}", "gt": "{0} > {1}", "ge": "{0} >= {1}", "eq": "{0} == {1}",
     "ne": "{0} != {1}", "where": "{1} if {0} else {2}", "cast": "{0}",
+    "one_hot": "{one} if np.uint64({0}) == {last} else {zero}",  # {last}: the index along the new axis
 }
 LOWER_FLOAT32 = {"tanh": "_tanh32({0})", "exp": "_exp32({0})", "sigmoid": "_sigmoid32({0})"}  # vectorize
 # numba marks signed integer arithmetic no-signed-wrap, so LLVM may assume overflow never
@@ -184,14 +185,16 @@ LOWER_FLOAT32 = {"tanh": "_tanh32({0})", "exp": "_exp32({0})", "sigmoid": "_sigm
 LOWER_INT = {"add": "{u}({0}) + {u}({1})", "sub": "{u}({0}) - {u}({1})", "mul": "{u}({0}) * {u}({1})",
              "neg": "{u}(0) - {u}({0})", "square": "{u}({0}) * {u}({0})",
              "pow": "{0} ** {1} if {1} >= {zero} else {zero}"}  # a negative exponent: a fault (INT_FAULTS)
-# integer ops undefined on some operands: op -> (when, over the operand expressions; the operand
-# the message names; the message). The kernel records the fault in ``err`` and computes on; the
-# runtime raises the DataError the interpreter raises.
-INT_FAULTS = {"pow": ("{1} < {zero}", "{1}", NEGATIVE_POWER)}
+# ops undefined on some integer operands: op -> (when, over the operand expressions, {zero} and
+# the op's attributes; the operand the message names; the message). The kernel records the
+# fault in ``err`` and computes on; the runtime raises the DataError the interpreter raises.
+INT_FAULTS = {"pow": ("{1} < {zero}", "{1}", NEGATIVE_POWER),
+              "one_hot": ("{0} < {zero} or {0} >= {depth}", "{0}", "index {} is out of range [0, {depth})")}
 # ops whose CPU lowering calls libm (math.*, or pow itself), a scalar call that keeps LLVM from
 # vectorizing the loop around it; float32 has vectorizable exp, tanh and sigmoid (LOWER_FLOAT32)
 # and pow by a constant is arithmetic (powers.py)
 LIBM_CALLS = {"exp", "log", "tanh", "sin", "cos", "log1p", "expm1", "erf", "sigmoid", "softplus", "pow"}
+INDEXED_OPS = ("one_hot",)  # elementwise ops whose lowering reads the loop index: no flat loop
 ERR = ("err", "int64", 2)  # the extra argument recording a fault: (its code, the operand; 0 while none)
 UNSIGNED = {"int32": "np.uint32", "int64": "np.uint64"}
 def access(v, index: list) -> tuple:
@@ -246,8 +249,9 @@ def scalar_call(v) -> bool:
     return v.op != "pow" or power_template(v, fma=True) is None
 
 
-def expr(v, names, template=cpu_template) -> str:
-    """The expression computing elementwise ``v`` from its operands' names, rounded to its dtype."""
+def expr(v, names, template=cpu_template, index=()) -> str:
+    """The expression computing elementwise ``v`` from its operands' names, rounded to its dtype;
+    ``index``: the loop indices at the point (``one_hot`` reads the last)."""
     if v.op == "cast":
         src = v.inputs[0]
         operand = names[src.id]
@@ -257,7 +261,7 @@ def expr(v, names, template=cpu_template) -> str:
             return f"{literal(1, v.dtype)} if {operand} else {literal(0, v.dtype)}"
         return f"{CTOR[v.dtype]}({operand})"
     text = template(v).format(*(names[i.id] for i in v.inputs), u=UNSIGNED.get(v.dtype),
-                              zero=literal(0, v.dtype), one=literal(1, v.dtype))
+                              zero=literal(0, v.dtype), one=literal(1, v.dtype), last=index[-1] if index else None)
     return text if v.dtype == "bool" else f"{CTOR[v.dtype]}({text})"
 
 
@@ -281,12 +285,13 @@ class KernelSource:
 
 def faults(values) -> dict:
     """The fault codes and messages of the checked values among ``values`` (see ``INT_FAULTS``)."""
-    return {v.id + 1: f"%{v.id} ({v.op}): {INT_FAULTS[v.op][2]}" for v in values if _checked(v)}
+    return {v.id + 1: f"%{v.id} ({v.op}): " + INT_FAULTS[v.op][2].replace("{depth}", str(v.attrs.get("depth")))
+            for v in values if _checked(v)}
 
 
 def _checked(v) -> bool:
     """Whether the kernel computing ``v`` checks its operands (``INT_FAULTS``)."""
-    return v.op in INT_FAULTS and v.dtype in dt.INTS
+    return v.op in INT_FAULTS and v.inputs[0].dtype in dt.INTS
 
 
 def with_faults(args: list, checked: dict) -> tuple[list, tuple]:
@@ -298,18 +303,20 @@ def indent(lines, n):
     return ["    " * n + line for line in lines]
 
 
-def assign(values, names, template=cpu_template) -> list:
-    """Assignments computing ``values`` (inlined elementwise values and roots) at one point."""
+def assign(values, names, template=cpu_template, index=()) -> list:
+    """Assignments computing ``values`` (inlined elementwise values and roots) at one point, whose
+    loop indices are ``index``."""
     lines = []
     for v in values:
         if _checked(v):
             when, operand, _ = INT_FAULTS[v.op]
-            fields = dict(zero=literal(0, v.dtype))
+            x = v.inputs[0].dtype
+            fields = dict(zero=literal(0, x), depth=literal(v.attrs["depth"], x) if v.op == "one_hot" else None)
             operands = [names[i.id] for i in v.inputs]
             lines += [f"if {when.format(*operands, **fields)}:", f"    err[0] = {v.id + 1}",
                       f"    err[1] = {operand.format(*operands, **fields)}"]
         names[v.id] = f"v{v.id}"
-        lines.append(f"v{v.id} = {expr(v, names, template)}")
+        lines.append(f"v{v.id} = {expr(v, names, template, index)}")
     return lines
 
 
@@ -322,7 +329,7 @@ def loads(leaves, names, index: list, bases: list, prefix: str = "x", produced=N
     hoisted, lines = [], []
     loop_vars = set(index)
     for n, leaf in enumerate(leaves):
-        base, at = through(leaf, index)
+        base, at = through(leaf, index[:leaf.ndim])  # one_hot's labels: the leading indices
         if is_literal(base):
             names[leaf.id] = literal(base.attrs["value"][()], base.dtype)
             continue
@@ -349,13 +356,14 @@ def elementwise_kernel(group, leaves) -> KernelSource:
     read directly (no broadcast, transpose or slice), the domain is flattened to one loop."""
     shape = group.roots[0].shape
     flat = all(leaf.op not in INDEXED_VIEWS or is_literal(access(leaf, ["0"] * leaf.ndim)[0]) for leaf in leaves)
+    flat = flat and not any(v.op in INDEXED_OPS for v in group.values)
     domain = (math.prod(shape),) if flat or not shape else shape
     rank = len(domain)
     index = [f"i{a}" for a in range(rank)]
     parallel = math.prod(domain) >= PARALLEL_MIN
     names, bases = {}, []
     hoisted, inner = loads(leaves, names, index, bases)
-    inner += assign(group.values, names)
+    inner += assign(group.values, names, index=index)
     inner += [f"o{k}[{', '.join(index)}] = {names[r.id]}" for k, r in enumerate(group.roots)]
     checked = faults(group.values)
     args, extras = with_faults([f"o{k}" for k in range(len(group.roots))] + [f"a{k}" for k in range(len(bases))],
@@ -460,13 +468,14 @@ def reduction_kernel(group, leaves) -> KernelSource:
     names, bases = {}, []
     pro_leaves, epi_leaves, prologue, epilogue, finals = r.pro_leaves, r.epi_leaves, r.prologue, r.epilogue, r.finals
     hoisted, point = loads(pro_leaves, names, index, bases)
-    point += assign(prologue, names)
+    point += assign(prologue, names, index=index)
     point += [f"{out_arg[v.id]}[{', '.join(index)}] = {names[v.id]}" for v in stored]
     is_float = dt.is_float(x.dtype)
     reduced = names[x.id]  # taken now: the row pass below reuses names
     names[root.id] = f"v{root.id}"
     finish = [f"v{root.id} = {CTOR[root.dtype]}(acc)", f"o0[{out_index}] = v{root.id}"]
-    finish += sum(loads(epi_leaves, names, result_index, bases, prefix="e"), []) + assign(epilogue, names)
+    finish += sum(loads(epi_leaves, names, result_index, bases, prefix="e"), [])
+    finish += assign(epilogue, names, index=result_index)
     finish += [f"{out_arg[v.id]}[{', '.join(result_index)}] = {names[v.id]}" for v in finals]
     if group.row:  # a second pass over this row: the row epilogue (see fusion)
         finish += _row_pass(group, leaves, names, index, bases, out_arg, stored, axes, domain)
@@ -561,7 +570,7 @@ def row_point(group, leaves, names, index, bases, out_arg, stored, template=cpu_
         if v.id in read and v.id not in row_ids:
             reloads.append(f"v{v.id} = {out_arg[v.id]}[{', '.join(index)}]")
             names[v.id] = f"v{v.id}"
-    point = hoisted + point + reloads + assign(group.row, names, template)
+    point = hoisted + point + reloads + assign(group.row, names, template, index)
     return point + [f"{out_arg[v.id]}[{', '.join(index)}] = {names[v.id]}" for v in group.roots if v.id in row_ids]
 
 

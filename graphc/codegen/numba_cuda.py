@@ -15,7 +15,7 @@ reads its operands through their views by index arithmetic (``access``, here als
   row again, split across the block's threads.
 - Matmul: shared-memory tiles and register tiles (see ``matmul_kernel``), batch dimensions on
   the grid's z axis.
-- concat, pad, one_hot, take_along_axis, scatter_add, argmax/argmin: one thread per result
+- concat, pad, take_along_axis, scatter_add, argmax/argmin: one thread per result
   element. scatter_add gathers (each result sums the updates aimed at it, in order) instead of
   racing with atomics, so it is deterministic; index ops check their indices on the device and
   record the first bad one in an error array the runtime reads after the call.
@@ -29,9 +29,9 @@ import math
 from ..errors import CompileError
 from ..ir import dtypes as dt
 from ..passes.fusion import INDEXED_VIEWS
-from .numba_cpu import (CTOR, LOWER, LOWER_INT, MAXIMUM, MINIMUM, UNSIGNED, KernelSource, Reduction, acc_dtype,
-                        acc_init, access, arg_shape, assign, faults, indent, is_literal, literal, loads, row_point,
-                        with_faults)
+from .numba_cpu import (CTOR, INDEXED_OPS, LOWER, LOWER_INT, MAXIMUM, MINIMUM, UNSIGNED, KernelSource, Reduction,
+                        acc_dtype, acc_init, access, arg_shape, assign, faults, indent, is_literal, literal, loads,
+                        row_point, with_faults)
 from .powers import power_template
 
 
@@ -156,11 +156,12 @@ def elementwise_kernel(group, leaves, threads, max_blocks) -> KernelSource:
     shape = group.roots[0].shape
     flat = all(leaf.op not in INDEXED_VIEWS and leaf.op != "reshape"
                or is_literal(through(leaf, ["0"] * leaf.ndim)[0]) for leaf in leaves)
+    flat = flat and not any(v.op in INDEXED_OPS for v in group.values)
     domain = (math.prod(shape),) if flat or not shape else shape
     index = [f"i{a}" for a in range(len(domain))]
     names, bases = {}, []
     hoisted, point = loads(leaves, names, index, bases, through=through)
-    point += assign(group.values, names, cuda_template)
+    point += assign(group.values, names, cuda_template, index)
     point += [f"o{k}[{', '.join(index)}] = {names[r.id]}" for k, r in enumerate(group.roots)]
     loop, blocks = _grid_stride(math.prod(domain), threads, max_blocks)
     lines = hoisted + loop + indent(_unravel("k", domain, index) + point + ["k += step"], 1)
@@ -192,7 +193,7 @@ def reduction_kernel(group, leaves, threads, max_blocks) -> KernelSource:
     pro_leaves, epi_leaves, prologue, epilogue, stored, finals = (r.pro_leaves, r.epi_leaves, r.prologue,
                                                                   r.epilogue, r.stored, r.finals)
     hoisted, point = loads(pro_leaves, names, index, bases, through=through)
-    point += assign(prologue, names, cuda_template)
+    point += assign(prologue, names, cuda_template, index)
     point += [f"{out_arg[v.id]}[{', '.join(index)}] = {names[v.id]}" for v in stored]
     reduced = names[x.id]
     combine = _COMBINE[root.op]
@@ -218,7 +219,7 @@ def reduction_kernel(group, leaves, threads, max_blocks) -> KernelSource:
     names[root.id] = f"v{root.id}"
     finish = [f"v{root.id} = {CTOR[root.dtype]}(acc)", "if t == 0:", f"    o0[{r.out_index}] = v{root.id}"]
     finish += sum(loads(epi_leaves, names, r.result_index, bases, prefix="e", through=through), [])
-    finish += assign(epilogue, names, cuda_template)
+    finish += assign(epilogue, names, cuda_template, r.result_index)
     finish += ["if t == 0:"] + [f"    {out_arg[v.id]}[{', '.join(r.result_index)}] = {names[v.id]}" for v in finals]
     finish += ["    pass"] if not finals else []
     if group.row:
@@ -307,13 +308,6 @@ def _pad(v, index, bases):
     return [f"res = {zero}", f"if {inside}:", f"    res = {_read(x, at, bases)}"]
 
 
-def _one_hot(v, index, bases):
-    (labels,) = v.inputs
-    depth = v.attrs["depth"]
-    return ([f"lab = np.int64({_read(labels, index[:-1], bases)})"] + _check(v, "lab", depth)
-            + [f"res = {literal(1, v.dtype)} if np.uint64(lab) == {index[-1]} else {literal(0, v.dtype)}"])
-
-
 def _take(v, index, bases):
     x, idx = v.inputs
     axis = v.attrs["axis"]
@@ -352,9 +346,9 @@ def _arg(v, index, bases):
              f"    if {still}(y {better} best{nan}):", "        best = y", "        res = np.int64(m)"])
 
 
-_POINTWISE = {"concat": _concat, "pad": _pad, "one_hot": _one_hot, "take_along_axis": _take,
+_POINTWISE = {"concat": _concat, "pad": _pad, "take_along_axis": _take,
               "scatter_add": _scatter, "argmax": _arg, "argmin": _arg}
-_CHECKED = {"one_hot": lambda v: v.attrs["depth"], "take_along_axis": lambda v: v.inputs[0].shape[v.attrs["axis"]],
+_CHECKED = {"take_along_axis": lambda v: v.inputs[0].shape[v.attrs["axis"]],
             "scatter_add": lambda v: v.attrs["size"]}
 
 

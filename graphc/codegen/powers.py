@@ -10,12 +10,14 @@ with the results of IEEE pow:
 * 0 -> 1 (also for NaN), 1 -> x, 2 -> x * x, -1 -> 1 / x: exact or correctly rounded;
 * integers n, |n| <= ``MAX_EXPONENT``: binary powering (repeated squaring), of the reciprocal
   for negative n (so that x**-n has no overflowing x**n on the way); halves n + 1/2:
-  x**n * sqrt(x), with pow's results at +-0 and -inf (where sqrt has -0 and NaN). float32 powers are computed in float64 and rounded once: correctly
-  rounded but within 2^-48 of a tie. float64 powers on the CPU carry each rounding error
-  (exact by fma: ``_dd_mul``, ``_dd_inverse``, ``_dd_sqrt`` in its prelude) to first order, so
-  they are within an ulp of the exact power, as libm's pow is; CUDA kernels round each
-  product (below ``|n| + 1`` ulp, as PyTorch's and XLA's integer powers). Integers wrap as
-  numpy's do; an integer to a negative power stays the checked ``pow``.
+  x**n * sqrt(x), with pow's results at +-0 and -inf (where sqrt has -0 and NaN).
+
+float32 powers are computed in float64 and rounded once: correctly rounded but within 2^-48
+of a tie. float64 powers on the CPU carry each rounding error (exact by fma: ``_dd_mul``,
+``_dd_inverse``, ``_dd_sqrt`` in its prelude) to first order, so they are within an ulp of
+the exact power, as libm's pow is; CUDA kernels round each product (below ``|n| + 1`` ulp, as
+PyTorch's and XLA's integer powers). Integers wrap as numpy's do; an integer to a negative
+power stays the checked ``pow``.
 
 Any other exponent stays a ``pow`` call; the compile report names kernels that keep one.
 """

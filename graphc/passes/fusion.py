@@ -4,9 +4,10 @@ Every op falls in one class:
 - view (broadcast_to, transpose, reshape, slice; stop_gradient and checkpoint, identities at run time):
   kernels read it by index arithmetic on the array underneath, so broadcasting never copies;
   a numpy view is made only where a library call or an output needs one;
-- elementwise (incl. cast, where, compares): fused into loop kernels;
+- elementwise (incl. cast, where, compares, and one_hot, which reads its labels at the leading
+  loop indices and compares them with the last): fused into loop kernels;
 - reduction (sum, max, min): a loop kernel that takes its elementwise prologue along;
-- library (matmul, concat, pad, take_along_axis, scatter_add, one_hot, argmax, argmin): one call
+- library (matmul, concat, pad, take_along_axis, scatter_add, argmax, argmin): one call
   (BLAS for matmul, numpy for the rest) on materialized operands.
 
 An elementwise value is *materialized* (written to a buffer) when it is an output, feeds a
@@ -34,7 +35,7 @@ from ..ir.ops import OPS
 
 VIEWS = ("broadcast_to", "transpose", "reshape", "slice", "stop_gradient", "checkpoint")
 INDEXED_VIEWS = ("broadcast_to", "transpose", "slice", "stop_gradient", "checkpoint")  # kernels read these by index arithmetic
-LIBRARY = ("matmul", "concat", "pad", "take_along_axis", "scatter_add", "one_hot", "argmax", "argmin")
+LIBRARY = ("matmul", "concat", "pad", "take_along_axis", "scatter_add", "argmax", "argmin")
 SOURCES = ("input", "param", "const")
 
 

@@ -17,8 +17,8 @@ import math
 import numpy as np
 
 import graphc as gc
-from common import (check_and_time, graphc_step, jax_or_none, jax_step, ratio_line, repeats, table, torch_or_none,
-                    torch_step)
+from common import (check_and_time, graphc_step, jax_or_none, jax_step, lazy_module, ratio_line, repeats, table,
+                    torch_or_none, torch_step)
 
 N = 1 << 24
 C = math.sqrt(2 / math.pi)
@@ -51,28 +51,28 @@ def main():
     arrays = {"x": rng.standard_normal(N, np.float32), "w": rng.uniform(0.5, 1.5, N).astype(np.float32)}
     reference = numpy_step(**arrays)
     loss_atol = 1e-5 * float(np.sum(np.abs(arrays["x"] * arrays["w"])))  # float32 sums of 2^24 terms
-    by_hand, builtin = gc.compile(graph(lambda x: gelu_by_hand(x, gc.tanh))), gc.compile(graph(gc.gelu))
-    steps = [("graphc", graphc_step(by_hand, arrays, WRT), f"by hand; {by_hand.stats['n_kernels']} kernels"),
-             ("graphc gc.gelu", graphc_step(builtin, arrays, WRT), f"built-in; {builtin.stats['n_kernels']} kernels"),
-             ("numpy", lambda: numpy_step(**arrays), "forward and backward by hand")]
-    jax = jax_or_none()
+    jax, torch = jax_or_none(lazy=True), torch_or_none(lazy=True)  # each system is built and timed in its own process
+    steps = [("graphc", lambda: graphc_step(gc.compile(graph(lambda x: gelu_by_hand(x, gc.tanh))), arrays, WRT),
+              "by hand"),
+             ("graphc gc.gelu", lambda: graphc_step(gc.compile(graph(gc.gelu)), arrays, WRT), "built-in"),
+             ("numpy", lambda: lambda: numpy_step(**arrays), "forward and backward by hand")]
     if jax:
-        import jax.numpy as jnp
+        jnp = lazy_module("jax.numpy")
 
-        steps += [("jax.jit", jax_step(jax, lambda x, w: jnp.sum(gelu_by_hand(x, jnp.tanh) * w), arrays, WRT),
+        steps += [("jax.jit", lambda: jax_step(jax, lambda x, w: jnp.sum(gelu_by_hand(x, jnp.tanh) * w), arrays, WRT),
                    "by hand"),
-                  ("jax.jit jax.nn.gelu", jax_step(jax, lambda x, w: jnp.sum(jax.nn.gelu(x, approximate=True) * w),
-                                                   arrays, WRT), "built-in, approximate=True")]
-    torch = torch_or_none()
+                  ("jax.jit jax.nn.gelu", lambda: jax_step(jax, lambda x, w: jnp.sum(
+                      jax.nn.gelu(x, approximate=True) * w), arrays, WRT), "built-in, approximate=True")]
     if torch:
-        gelu = torch.nn.functional.gelu
-        steps += [("pytorch", torch_step(torch, lambda x, w: (gelu_by_hand(x, torch.tanh) * w).sum(), arrays, WRT),
-                   "by hand, eager"),
-                  ("pytorch F.gelu", torch_step(torch, lambda x, w: (gelu(x, approximate="tanh") * w).sum(),
-                                                arrays, WRT), "built-in, approximate='tanh'")]
-    rows = check_and_time(steps, reference, WRT, repeats(10), rtol=1e-4, atol=1e-5, loss_atol=loss_atol)
+        F = lazy_module("torch.nn.functional")
+        steps += [("pytorch", lambda: torch_step(torch, lambda x, w: (gelu_by_hand(x, torch.tanh) * w).sum(),
+                                                 arrays, WRT), "by hand, eager"),
+                  ("pytorch F.gelu", lambda: torch_step(torch, lambda x, w: (F.gelu(x, approximate="tanh") * w).sum(),
+                                                        arrays, WRT), "built-in, approximate='tanh'")]
+    title = "GELU (tanh form) forward + backward, 2^24 float32, loss sum(gelu(x) * w)"
+    rows = check_and_time(title, steps, reference, WRT, repeats(10), rtol=1e-4, atol=1e-5, loss_atol=loss_atol)
     rows = [(name, t, f"{12 * N / t / 1e9:.1f} GB/s; {note}") for name, t, note in rows]
-    print(table("GELU (tanh form) forward + backward, 2^24 float32, loss sum(gelu(x) * w)", rows))
+    print(table(title, rows))
     print(ratio_line(rows, "graphc", "jax.jit", "both by hand; target <= 0.35x"))
     print(ratio_line(rows, "graphc gc.gelu", "jax.jit jax.nn.gelu", "both built-in"))
     print(ratio_line(rows, "graphc", "graphc gc.gelu", "by hand against the built-in"))

@@ -9,8 +9,13 @@ the scripts through ``python benchmarks/run.py`` or set them yourself) and print
 numbers are plausible, not final).
 """
 
+import importlib
+import importlib.util
+import json
 import os
 import statistics
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -49,23 +54,51 @@ def triad_gbps(n=1 << 24, repeat=10) -> float:
     return 3 * n * 4 / t / 1e9
 
 
-def jax_or_none():
+class _Lazy:
+    """A module imported on first use, so that the process timing one system (see
+    ``check_and_time``) never loads another system's framework and thread pools."""
+
+    def __init__(self, name: str, setup=None):
+        self._name, self._setup, self._module = name, setup, None
+
+    def __getattr__(self, attr):
+        if self._module is None:
+            self._module = importlib.import_module(self._name)
+            if self._setup:
+                self._setup(self._module)
+        return getattr(self._module, attr)
+
+
+def _installed(name: str) -> bool:
     try:
-        import jax
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
 
-        jax.config.update("jax_platforms", "cpu")
-        return jax
-    except Exception:  # noqa: BLE001 - any import failure means JAX is not usable here
+
+def _jax_on_cpu(jax):
+    jax.config.update("jax_platforms", "cpu")
+
+
+def jax_or_none(lazy: bool = False):
+    """jax, on the CPU (``lazy``: imported when first used); None where it is not installed."""
+    if not _installed("jax"):
         return None
+    module = _Lazy("jax", _jax_on_cpu)
+    return module if lazy else module.config and module._module
 
 
-def torch_or_none():
-    try:
-        import torch
+def lazy_module(name: str):
+    """``name`` imported when first used (after ``jax_or_none(lazy=True)``'s setup for jax.numpy)."""
+    return _Lazy(name)
 
-        return torch
-    except Exception:  # noqa: BLE001
+
+def torch_or_none(lazy: bool = False):
+    """PyTorch (``lazy``: imported when first used); None where it is not installed."""
+    if not _installed("torch"):
         return None
+    module = _Lazy("torch")
+    return module if lazy else module.nn and module._module
 
 
 def environment() -> str:
@@ -74,13 +107,14 @@ def environment() -> str:
     return f"{os.cpu_count()} cpus; {shown}"
 
 
-def table(title: str, rows: list, baseline: str = "graphc") -> str:
-    """Rows (name, seconds, note) with each time's ratio to ``baseline``'s."""
+def table(title: str, rows: list, baseline: str = "graphc", unit: str = "ms") -> str:
+    """Rows (name, seconds, note) with each time's ratio to ``baseline``'s, in ``unit`` (ms, us)."""
     base = dict((r[0], r[1]) for r in rows)[baseline]
+    scale = {"ms": 1e3, "us": 1e6}[unit]
     lines = [f"== {title}", f"   {environment()}",
              f"   {'':<22}{'median':>12}{'graphc / this':>16}   note"]
     for name, seconds, note in rows:
-        lines.append(f"   {name:<22}{seconds * 1e3:>10.3f}ms{base / seconds:>16.2f}   {note}")
+        lines.append(f"   {name:<22}{seconds * scale:>10.3f}{unit}{base / seconds:>16.2f}   {note}")
     return "\n".join(lines)
 
 
@@ -93,12 +127,14 @@ def graphc_step(fn, arrays: dict, wrt: list, of: str = "loss"):
     def step():
         out = fn(**arrays)
         return out[of], [out[f"grad_{n}"] for n in wrt]
+    step.note = f"{fn.stats['n_kernels']} kernels"
     return step
 
 
 def jax_step(jax, loss, arrays: dict, wrt: list):
     """``jax.jit(jax.value_and_grad(loss))`` by the ``wrt`` names, on device copies of ``arrays``
     (``loss`` takes them by name); blocks until the results are there."""
+    jax.config  # a lazy jax sets itself up before jax.numpy is imported
     import jax.numpy as jnp
 
     names = list(arrays)
@@ -123,21 +159,44 @@ def _numpy(a):
     return np.asarray(a.detach() if hasattr(a, "detach") else a)
 
 
-def check_and_time(steps: list, reference, wrt: list, repeat: int, rtol: float, atol: float, loss_atol: float):
-    """Rows (name, seconds, note) for ``steps`` [(name, step, note)], each step's loss and
-    gradients first checked against ``reference`` (loss, [gradients]) to float32 tolerance:
-    ``rtol``, and ``atol`` times each gradient's largest magnitude (a gradient summed over many
-    rows differs with the order of the sum), ``loss_atol`` for the loss."""
-    rows = []
-    for name, step, note in steps:
+def check_and_time(title: str, steps: list, reference, wrt: list, repeat: int, rtol: float, atol: float,
+                   loss_atol: float) -> list:
+    """Rows (name, seconds, note) for ``steps`` [(name, make_step, note)], each system in a
+    fresh process of this script: numba's, XLA's and PyTorch's thread pools in one process
+    spin against each other (on 2 cores a 4096x256 layer norm step took 1.3 ms alone, 5.9 ms
+    beside them). ``make_step()`` builds the step there (importing its framework); the step is
+    checked against ``reference`` (loss, [gradients]) to float32 tolerance: ``rtol``, and
+    ``atol`` times each gradient's largest magnitude (a gradient summed over many rows differs
+    with the order of the sum), ``loss_atol`` for the loss; then timed. A step may carry a
+    ``note`` attribute, appended to its row's."""
+    wanted = os.environ.get(_WORKER)
+    if wanted:
+        table_title, name = json.loads(wanted)
+        if table_title != title:
+            return []
+        make, note = next((make, note) for n, make, note in steps if n == name)
+        step = make()
         value, grads = step()
         np.testing.assert_allclose(_numpy(value), reference[0], rtol=rtol, atol=loss_atol,
                                    err_msg=f"{name}: loss disagrees with numpy")
         for n, got, want in zip(wrt, grads, reference[1]):
             np.testing.assert_allclose(_numpy(got), want, rtol=rtol, atol=atol * float(np.max(np.abs(want))),
                                        err_msg=f"{name}: grad_{n} disagrees with numpy")
-        rows.append((name, median_time(step, repeat=repeat, warmup=2), note))
+        seconds = median_time(step, repeat=repeat, warmup=2)
+        print(json.dumps({"seconds": seconds, "note": "; ".join(filter(None, [getattr(step, "note", ""), note]))}))
+        sys.exit(0)
+    rows = []
+    for name, _, _ in steps:
+        env = {**os.environ, _WORKER: json.dumps([title, name])}
+        done = subprocess.run([sys.executable, *sys.argv], env=env, capture_output=True, text=True)
+        if done.returncode:
+            raise RuntimeError(f"{name}: its benchmark process failed:\n{done.stderr[-3000:]}")
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        rows.append((name, result["seconds"], result["note"]))
     return rows
+
+
+_WORKER = "GRAPHC_BENCH_STEP"  # set in a benchmark's worker process: JSON [table title, system]
 
 
 def ratio_line(rows: list, ours: str, peer: str, target: str = "") -> str:

@@ -28,10 +28,11 @@ from .literals import CTOR, literal
 from .powers import power_template
 
 PARALLEL_MIN = 1 << 22  # elements: below this, waking threads (and competing with BLAS's) costs more
-# a reduction's threads each take whole rows (or fixed chunks of a full reduction), so they pay
-# from far fewer elements: a 4096 x 256 layer norm step 4.0 -> 1.8 ms on 2 cores (crossover
-# near 2^15). Elementwise kernels, often between matmuls, keep PARALLEL_MIN: numba's OpenMP
-# threads and OpenBLAS's, both spinning after their work, stall each other for milliseconds.
+# A reduction's threads each take whole rows (or fixed chunks of a full reduction), so alone
+# they pay from far fewer elements: a 4096 x 256 layer norm step 4.0 -> 1.4 ms on 2 cores (the
+# crossover near 2^15). But not beside BLAS: OpenBLAS's threads spin for a long while after each
+# matmul, and numba's OpenMP threads stall against them (8 residual blocks: 97 ms a step with
+# serial reductions, 273 ms threaded), so plans with matmuls keep PARALLEL_MIN for every kernel.
 REDUCTION_PARALLEL_MIN = 1 << 16
 CHUNKS = 64  # partial results of a parallel full reduction
 
@@ -458,7 +459,7 @@ class Reduction:
                 + [self.domain] * len(self.row_roots))
 
 
-def reduction_kernel(group, leaves) -> KernelSource:
+def reduction_kernel(group, leaves, parallel_min: int = REDUCTION_PARALLEL_MIN) -> KernelSource:
     """A reduction in three phases: the prologue (elementwise values over the input, some of them
     stored), the accumulation, and the epilogue (elementwise values over the result, once per
     result element). Kept axes loop outside, reduced axes inside."""
@@ -479,7 +480,7 @@ def reduction_kernel(group, leaves) -> KernelSource:
     finish += [f"{out_arg[v.id]}[{', '.join(result_index)}] = {names[v.id]}" for v in finals]
     if group.row:  # a second pass over this row: the row epilogue (see fusion)
         finish += _row_pass(group, leaves, names, index, bases, out_arg, stored, axes, domain)
-    parallel = math.prod(domain) >= REDUCTION_PARALLEL_MIN
+    parallel = math.prod(domain) >= parallel_min
     init = f"acc = {acc_init(root)}"
     if kept and max(kept) > min(axes):
         # a reduced axis lies outside a kept one (a column sum): walk memory in order and
@@ -581,5 +582,9 @@ def acc_dtype(root) -> str:
     return x.dtype
 
 
-def kernel_source(group, leaves) -> KernelSource:
-    return elementwise_kernel(group, leaves) if group.reduction is None else reduction_kernel(group, leaves)
+def kernel_source(group, leaves, beside_blas: bool = False) -> KernelSource:
+    """The kernel of loop step ``group``; ``beside_blas``: its plan calls BLAS, so reductions
+    thread only from ``PARALLEL_MIN`` elements (see ``REDUCTION_PARALLEL_MIN``)."""
+    if group.reduction is None:
+        return elementwise_kernel(group, leaves)
+    return reduction_kernel(group, leaves, PARALLEL_MIN if beside_blas else REDUCTION_PARALLEL_MIN)

@@ -99,7 +99,8 @@ def _codegen(g, steps, memory, target: str) -> tuple[dict, dict]:
     by_id = {v.id: v for v in g.nodes}
     leaves = {s.name: [by_id[i] for i in sorted(group_reads(s))] for s in steps}
     if target == "cpu":
-        return {s.name: numba_cpu.kernel_source(s, leaves[s.name]) for s in steps if s.kind == "loop"}, {}
+        blas = any(v.op == "matmul" for s in steps if s.kind == "library" for v in s.roots)
+        return {s.name: numba_cpu.kernel_source(s, leaves[s.name], blas) for s in steps if s.kind == "loop"}, {}
     launch = SIMULATOR_LAUNCH if numba_cuda.simulator() else {}
     kernels = {s.name: numba_cuda.kernel_source(s, leaves[s.name], **launch) for s in steps if s.kind != "view"}
     written = {v.id for s in steps if s.kind != "view" for v in s.roots}

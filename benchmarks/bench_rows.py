@@ -71,9 +71,9 @@ def bench(title, graph, numpy_fn, arrays, wrt, peers, loss_atol):
                           loss_atol=loss_atol)
     if rows:
         print(table(title, rows))
-        print()
         print(ratio_line(rows, "graphc", "jax.jit"))
         print(ratio_line(rows, "graphc", "pytorch"))
+        print()
 
 
 def main():

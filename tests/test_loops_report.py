@@ -77,3 +77,33 @@ def test_cuda_executables_have_no_cpu_loops():
         pytest.skip("no CUDA target here")
     with pytest.raises(gc.CompileError, match="no such loops"):
         gc.compile(_graph(lambda x: x * 2, n=8), target="cuda").loops()
+
+
+_UNROLLED = """\
+define i32 @_ZN6kernelB2(ptr %a) {
+B0:
+  br i1 %c, label %early, label %check
+ret:
+  ret i32 0
+early:
+  br label %ret
+check:
+  br i1 %alias, label %L.preheader, label %vector.body
+L.preheader:
+  br label %L
+L:
+  %x = fmul float %y, %y
+  br i1 %d, label %ret, label %L, !llvm.loop !1
+vector.body:
+  %v = fmul <16 x float> %w, %w
+  br label %ret
+}
+!0 = !{!"llvm.loop.isvectorized", i32 1}
+!1 = distinct !{!1, !0}
+"""
+
+
+def test_a_branch_back_in_the_text_is_no_loop_and_a_checked_fallback_is_its_vector_code():
+    """``early -> ret`` jumps back in the text but not in the control flow; ``L`` is the scalar
+    loop an alias check runs instead of the vector code LLVM unrolled completely."""
+    assert loops_in_ir(_UNROLLED) == [Loop("kernel", True, "16 x float")]

@@ -4,11 +4,15 @@ A fused loop runs at memory speed only when LLVM turns its body into vector inst
 scalar library call (``compile report``: "scalar library calls"), a loop-carried dependence or
 a check numba could not drop keeps it scalar, and the kernel is several times slower. numba
 keeps no IR for kernels loaded from its cache, so ``kernel_loops`` compiles the kernel once
-more, uncached, for the signatures it was compiled for, and reads that IR: loops are found as
-back edges between the basic blocks of each function the kernel is made of (the kernel, the
+more, uncached, for the signatures it was compiled for, and reads that IR: loops are the
+natural loops of the back edges a depth-first walk of each function's blocks finds, in every
+function the kernel is made of (the kernel, the
 bodies numba's ``prange`` outlines, ``_sum_block``); an innermost loop is vectorized when its
 blocks compute on vector types. The scalar remainder loops LLVM adds after a vectorized loop
-(marked ``llvm.loop.isvectorized`` without vector code) are not counted.
+(marked ``llvm.loop.isvectorized`` without vector code) are not counted, and a scalar loop
+that a runtime check runs instead of vector code (``br i1 %check, label %loop.preheader,
+label %vector.body``: LLVM could not prove two arrays apart) counts as that vector code, which
+LLVM may have unrolled completely (a 256-element row: no loop left of it).
 """
 
 import re
@@ -74,25 +78,79 @@ def loops_in_ir(ir: str) -> list[Loop]:
                 labels[m.group(1)] = len(blocks)
                 blocks.append([])
             blocks[-1].append(line)
-        spans = []  # (header, latch, loop metadata id) of each back edge
+        succs, loop_md = [[] for _ in blocks], {}
+        fallbacks = {}  # loop header label -> the vector code a check runs instead of that loop
         for k, block in enumerate(blocks):
             for line in block:
                 m = _BRANCH.match(line)
                 if not m:
                     continue
+                targets = [t for t in _TARGET.findall(m.group(1)) if t in labels]
+                succs[k] += [labels[t] for t in targets]
                 md = _LOOP_MD.search(line)
-                for target in _TARGET.findall(m.group(1)):
-                    if labels.get(target, len(blocks)) <= k:
-                        spans.append((labels[target], k, md.group(1) if md else None))
-        for h, latch, md in spans:
-            if any((h, latch) != (h2, l2) and h <= h2 and l2 <= latch for h2, l2, _ in spans):
+                if md:
+                    loop_md[k] = md.group(1)
+                vector = [t for t in targets if t.startswith("vector.")]
+                for t in targets:
+                    if vector and not t.startswith("vector."):
+                        fallbacks[t.removesuffix(".preheader")] = _lanes(blocks[labels[vector[0]]])
+        loops = _natural_loops(succs, 0 if blocks[0] else 1)
+        label_of = {k: label for label, k in labels.items()}
+        for header, members in loops.items():
+            if any(h != header and h in members for h in loops):
                 continue  # an outer loop
-            lanes = [m for k in range(h, latch + 1) for line in blocks[k] for m in _VECTOR.findall(line)]
-            if not lanes and md in vectorized_ids:
+            lanes = [m for k in members for m in _lanes(blocks[k])]
+            label = label_of.get(header)
+            if not lanes and label in fallbacks:
+                # a scalar loop a runtime check (aliasing, strides) runs instead of vector code:
+                # that vector loop is counted itself, or, unrolled completely, stands for this one
+                if not fallbacks[label]:
+                    continue
+                lanes = fallbacks[label]
+            elif not lanes and any(loop_md.get(k) in vectorized_ids for k in members):
                 continue  # the scalar remainder of a vectorized loop
             widest = max(lanes, key=lambda m: int(m[0]), default=None)
             found.append(Loop(_role(name), bool(lanes), f"{widest[0]} x {widest[1]}" if widest else None))
     return found
+
+
+def _natural_loops(succs: list, entry: int) -> dict:
+    """{header block: the blocks of its loop} from the back edges a depth-first walk finds."""
+    preds = [[] for _ in succs]
+    for u, vs in enumerate(succs):
+        for v in vs:
+            preds[v].append(u)
+    on_stack, seen, back = set(), set(), []
+    stack = [(entry, iter(succs[entry]))]
+    seen.add(entry)
+    on_stack.add(entry)
+    while stack:
+        u, it = stack[-1]
+        v = next(it, None)
+        if v is None:
+            stack.pop()
+            on_stack.discard(u)
+        elif v in on_stack:
+            back.append((u, v))
+        elif v not in seen:
+            seen.add(v)
+            on_stack.add(v)
+            stack.append((v, iter(succs[v])))
+    loops = {}
+    for latch, header in back:
+        members, todo = {header, latch}, ([latch] if latch != header else [])  # the walk stops at the header
+        while todo:
+            for p in preds[todo.pop()]:
+                if p not in members:
+                    members.add(p)
+                    todo.append(p)
+        loops.setdefault(header, set()).update(members)
+    return loops
+
+
+def _lanes(block) -> list:
+    """(lanes, element type) of every vector value an instruction of ``block`` computes on."""
+    return [m for line in block for m in _VECTOR.findall(line)]
 
 
 def kernel_loops(dispatcher) -> list[Loop]:

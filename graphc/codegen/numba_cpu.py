@@ -399,22 +399,23 @@ def acc_init(root) -> str:
     return f"{CTOR[x.dtype]}({info.min if root.op == 'max' else info.max})"
 
 
-def _loops(axes, domain, parallel: bool) -> tuple[list, int]:
-    """Nested loops over ``axes`` of ``domain``: (lines, depth of the body).
+def _loops(axes, domain, parallel: bool, setup=()) -> tuple[list, int]:
+    """Nested loops over ``axes`` of ``domain``: (lines, depth of the body), with the lines
+    ``setup`` run once before them (once per chunk of a parallel nest: scratch buffers).
 
     Indices are unsigned: numba then knows they are never negative and drops its wraparound
     check, which otherwise keeps LLVM from vectorizing (measured 11 ms -> 1.9 ms on a 2^24
     reduction). A parallel nest splits its outer axis into fixed chunks across threads.
     """
-    lines, depth = [], 0
+    lines, depth = ([] if parallel else list(setup)), 0
     for k, a in enumerate(axes):
         pad = "    " * depth
         if parallel and k == 0:
             chunks = min(CHUNKS, domain[a])
             lines += [f"{pad}for c in numba.prange({chunks}):",
                       f"{pad}    lo = np.uint64(c * {domain[a]} // {chunks})",
-                      f"{pad}    hi = np.uint64((c + 1) * {domain[a]} // {chunks})",
-                      f"{pad}    for i{a} in range(lo, hi):"]
+                      f"{pad}    hi = np.uint64((c + 1) * {domain[a]} // {chunks})"]
+            lines += indent(setup, depth + 1) + [f"{pad}    for i{a} in range(lo, hi):"]
             depth += 2
         else:
             lines.append(f"{pad}for i{a} in range(np.uint64({domain[a]})):")
@@ -492,10 +493,10 @@ def reduction_kernel(group, leaves, parallel_min: int = REDUCTION_PARALLEL_MIN) 
                 + nest + indent(point + _accumulate(root.op, acc_at, reduced, is_float), depth)
                 + outer + indent([f"acc = {acc_at}"] + finish, out_depth))
     elif kept:
-        outer, depth = _loops(kept, domain, parallel)
-        ranges = {a: ("np.uint64(0)", f"np.uint64({domain[a]})") for a in axes}
+        outer, depth = _loops(kept, domain, parallel, _scratch(root, is_float))  # a scratch block per
+        ranges = {a: ("np.uint64(0)", f"np.uint64({domain[a]})") for a in axes}  # thread, not per row
         inner = _reduce(root, axes, ranges, point, reduced, is_float)
-        body = outer + indent([init] + _scratch(root, is_float) + inner + finish, depth)
+        body = outer + indent([init] + inner + finish, depth)
     else:  # a full reduction: fixed chunks of the first axis, reduced in parallel, combined in order
         chunks = min(CHUNKS, domain[0]) if parallel else 1
         ranges = {a: ("np.uint64(0)", f"np.uint64({domain[a]})") for a in axes}

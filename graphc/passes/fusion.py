@@ -29,6 +29,7 @@ Every reason a value was materialized, or two kernels were kept apart, goes to t
 """
 
 from dataclasses import dataclass, field
+from enum import Enum
 
 
 from ..ir.ops import OPS
@@ -79,7 +80,7 @@ class Group:
 @dataclass
 class Fusion:
     groups: list  # in graph order; ``schedule`` makes it an execution order
-    materialized: dict  # value id -> why it has a buffer
+    materialized: dict  # value id -> why it has a buffer (a Buffer)
 
 
 def group_reads(group) -> set:
@@ -99,6 +100,46 @@ def _users(graph) -> dict:
 MAX_KERNEL_OPS = 64  # numba's compile time grows faster than the kernel: 25 ops 0.9 s, 200 ops 15 s
 
 
+class Why(Enum):
+    """Why a value has a buffer. Passes decide on these; the report's words are for people."""
+
+    RESULT = "result"  # of a library op or a reduction
+    UNFUSED = "fusion is off"
+    OUTPUT = "graph output"
+    FEEDS_BUFFER = "read by an op that needs a buffer"  # a view or library op
+    SHARED_TRANSCENDENTAL = "transcendental read by several ops"
+    SHARED_WIDE = "read by several ops, each inlining would keep arrays of its size alive"
+    SPLITS_CHAIN = "splits a chain"
+
+
+@dataclass(frozen=True)
+class Buffer:
+    """A materialized value's reason: ``why``, and the report's sentence about it."""
+
+    why: Why
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+    @property
+    def for_sharing(self) -> bool:
+        """Given a buffer only so that several kernels could read it (see ``_keep_local``)."""
+        return self.why in (Why.SHARED_TRANSCENDENTAL, Why.SHARED_WIDE)
+
+
+class Merge(Enum):
+    """How a later loop kernel joins an earlier one (see the module docstring)."""
+
+    SIBLING = "sibling"
+    EPILOGUE = "epilogue"
+    ROW_EPILOGUE = "row epilogue"
+    STORED_PROLOGUE = "stored prologue"
+
+    def __str__(self) -> str:
+        return self.value
+
+
 def _materialize_reasons(graph, users, fuse: bool) -> dict:
     outputs = {v.id for v in graph.outputs.values()}
     why = {}
@@ -110,19 +151,20 @@ def _materialize_reasons(graph, users, fuse: bool) -> dict:
         if cls == "elementwise" and fuse:
             inline[v.id] = _capped_closure(v, inline, why)
         if cls in ("library", "reduction"):
-            why[v.id] = f"{cls} result"
+            why[v.id] = Buffer(Why.RESULT, f"{cls} result")
         elif not fuse:
-            why[v.id] = "fusion is off"
+            why[v.id] = Buffer(Why.UNFUSED, "fusion is off")
         elif v.id in outputs:
-            why[v.id] = "graph output"
+            why[v.id] = Buffer(Why.OUTPUT, "graph output")
         elif any(op_class(u) in ("view", "library") for u in users[v.id]):
             u = next(u for u in users[v.id] if op_class(u) in ("view", "library"))
-            why[v.id] = f"read by {u.op} %{u.id}, which needs a buffer"
+            why[v.id] = Buffer(Why.FEEDS_BUFFER, f"read by {u.op} %{u.id}, which needs a buffer")
         elif OPS[v.op].transcendental and len(users[v.id]) > 1:
-            why[v.id] = f"transcendental read by {len(users[v.id])} ops: computed once, not duplicated"
+            why[v.id] = Buffer(Why.SHARED_TRANSCENDENTAL,
+                               f"transcendental read by {len(users[v.id])} ops: computed once, not duplicated")
         elif len(users[v.id]) > 1 and len(full := _full_size_reads(v, why)) > 1:
-            why[v.id] = (f"read by {len(users[v.id])} ops, and inlining it would keep "
-                         f"{len(full)} arrays of its size alive for each ({', '.join(f'%{i}' for i in full)})")
+            why[v.id] = Buffer(Why.SHARED_WIDE, f"read by {len(users[v.id])} ops, and inlining it would keep "
+                               f"{len(full)} arrays of its size alive for each ({', '.join(f'%{i}' for i in full)})")
     return why
 
 
@@ -136,7 +178,7 @@ def _capped_closure(v, inline: dict, why: dict) -> set:
         if len(closure) <= MAX_KERNEL_OPS:
             return closure
         biggest = max((i for i in v.inputs if i.id in inline and i.id not in why), key=lambda i: len(inline[i.id]))
-        why[biggest.id] = f"splits a chain: a kernel computes at most {MAX_KERNEL_OPS} ops"
+        why[biggest.id] = Buffer(Why.SPLITS_CHAIN, f"splits a chain: a kernel computes at most {MAX_KERNEL_OPS} ops")
 
 
 def _full_size_reads(v, materialized) -> list:
@@ -207,8 +249,8 @@ def _keep_local(groups, users, materialized) -> None:
         later |= {i.id for v in g.values if v.id in g.epilogue for i in v.inputs}
         row = {v.id for v in g.row}
         for root in list(g.roots):
-            why = materialized.get(root.id, "")
-            if (not why.startswith(("transcendental read by", "read by")) or "needs a buffer" in why
+            why = materialized.get(root.id)
+            if (why is None or not why.for_sharing
                     or root is g.reduction or root.id in g.epilogue
                     or root.id in read_outside or any(u.id not in inside for u in users[root.id])
                     or (root.id in later and root.id not in row)):
@@ -220,25 +262,25 @@ def _keep_local(groups, users, materialized) -> None:
             g.reasons.append(f"%{root.id} {root.op}: every reader is in this kernel, so it needs no buffer")
 
 
-def _how_to_merge(first: Group, later: Group, first_bases: set, reads: set, later_bases: set):
+def _how_to_merge(first: Group, later: Group, first_bases: set, reads: set, later_bases: set) -> Merge | None:
     """How loop kernel ``later`` can join ``first`` (which comes before it), or None; with the
     arrays ``first`` reads (its ``_bases``), what ``later`` reads, and its bases."""
     if first.kind != "loop" or later.kind != "loop":
         return None
     shared = first_bases & later_bases or reads & {r.id for r in first.roots}
     if first.reduction is None and later.reduction is None:
-        return "sibling" if first.domain == later.domain and shared else None
+        return Merge.SIBLING if first.domain == later.domain and shared else None
     if (first.reduction is not None and later.reduction is None and first.reduction.id in reads
             and later.domain == first.reduction.shape):
-        return "epilogue"
+        return Merge.EPILOGUE
     if _row_reduction(first) and later.reduction is None and not later.row and later.domain == first.domain:
         results = {first.reduction.id} | first.epilogue
         if not reads & results and any(_viewed(i, results) for v in later.values for i in v.inputs):
-            return "row epilogue"
+            return Merge.ROW_EPILOGUE
     if (first.reduction is None) != (later.reduction is None) and first.domain == later.domain:
         after = set() if first.reduction is None else {first.reduction.id} | first.epilogue
         after |= {v.id for v in first.row}  # the row pass runs after the reduction, too
-        return None if reads & after or not shared else "stored prologue"
+        return None if reads & after or not shared else Merge.STORED_PROLOGUE
     return None
 
 
@@ -309,7 +351,7 @@ def _merge(groups, apart: list) -> list:
                 g.reasons.append(f"not merged with {groups[j].name} ({how}): rematerialization keeps "
                                  f"the forward, a segment's re-run and the backward's recomputations apart")
                 continue
-            views = _views_between(groups, deps, j, i) if how == "row epilogue" else set()
+            views = _views_between(groups, deps, j, i) if how is Merge.ROW_EPILOGUE else set()
             if deps.path_through_other(j, i, views):
                 g.reasons.append(f"not merged with {groups[j].name} ({how}): another kernel runs between them")
                 continue
@@ -415,13 +457,13 @@ def _views_between(groups, deps, a, b) -> set:
             and _viewed(groups[m].roots[0], results) and not deps.path_through_other(m, b)}
 
 
-def _absorb(into: Group, g: Group, how: str) -> None:
-    if how == "row epilogue":  # recomputed per point in the row pass, shared values included
+def _absorb(into: Group, g: Group, how: Merge) -> None:
+    if how is Merge.ROW_EPILOGUE:  # recomputed per point in the row pass, shared values included
         into.row = g.values
         into.roots = sorted([*into.roots, *g.roots], key=lambda v: v.id)
         into.reasons += g.reasons + [f"{g.name} joined as {how}"]
         return
-    if how == "epilogue":
+    if how is Merge.EPILOGUE:
         into.epilogue |= {v.id for v in g.values}
     else:
         into.epilogue |= g.epilogue

@@ -61,12 +61,16 @@ class _Lazy:
     def __init__(self, name: str, setup=None):
         self._name, self._setup, self._module = name, setup, None
 
-    def __getattr__(self, attr):
+    def load(self):
+        """The module itself, imported (and set up) now if it was not yet."""
         if self._module is None:
             self._module = importlib.import_module(self._name)
             if self._setup:
                 self._setup(self._module)
-        return getattr(self._module, attr)
+        return self._module
+
+    def __getattr__(self, attr):
+        return getattr(self.load(), attr)
 
 
 def _installed(name: str) -> bool:
@@ -85,7 +89,7 @@ def jax_or_none(lazy: bool = False):
     if not _installed("jax"):
         return None
     module = _Lazy("jax", _jax_on_cpu)
-    return module if lazy else module.config and module._module
+    return module if lazy else module.load()
 
 
 def lazy_module(name: str):
@@ -98,7 +102,7 @@ def torch_or_none(lazy: bool = False):
     if not _installed("torch"):
         return None
     module = _Lazy("torch")
-    return module if lazy else module.nn and module._module
+    return module if lazy else module.load()
 
 
 def environment() -> str:
@@ -134,7 +138,7 @@ def graphc_step(fn, arrays: dict, wrt: list, of: str = "loss"):
 def jax_step(jax, loss, arrays: dict, wrt: list):
     """``jax.jit(jax.value_and_grad(loss))`` by the ``wrt`` names, on device copies of ``arrays``
     (``loss`` takes them by name); blocks until the results are there."""
-    jax.config  # a lazy jax sets itself up before jax.numpy is imported
+    jax.config  # a lazy jax sets itself up (CPU only) before jax.numpy is imported
     import jax.numpy as jnp
 
     names = list(arrays)

@@ -187,8 +187,9 @@ LOWER_INT = {"add": "{u}({0}) + {u}({1})", "sub": "{u}({0}) - {u}({1})", "mul": 
              "neg": "{u}(0) - {u}({0})", "square": "{u}({0}) * {u}({0})",
              "pow": "{0} ** {1} if {1} >= {zero} else {zero}"}  # a negative exponent: a fault (INT_FAULTS)
 # ops undefined on some integer operands: op -> (when, over the operand expressions, {zero} and
-# the op's attributes; the operand the message names; the message). The kernel records the
-# fault in ``err`` and computes on; the runtime raises the DataError the interpreter raises.
+# the op's int attributes; the operand the message names; the message, "{}" standing for that
+# operand). The kernel records the fault in ``err`` and computes on; the runtime raises the
+# DataError the interpreter raises.
 INT_FAULTS = {"pow": ("{1} < {zero}", "{1}", NEGATIVE_POWER),
               "one_hot": ("{0} < {zero} or {0} >= {depth}", "{0}", "index {} is out of range [0, {depth})")}
 # ops whose CPU lowering calls libm (math.*, or pow itself), a scalar call that keeps LLVM from
@@ -286,8 +287,13 @@ class KernelSource:
 
 def faults(values) -> dict:
     """The fault codes and messages of the checked values among ``values`` (see ``INT_FAULTS``)."""
-    return {v.id + 1: f"%{v.id} ({v.op}): " + INT_FAULTS[v.op][2].replace("{depth}", str(v.attrs.get("depth")))
+    return {v.id + 1: f"%{v.id} ({v.op}): " + INT_FAULTS[v.op][2].format("{}", **_int_attrs(v, str))
             for v in values if _checked(v)}
+
+
+def _int_attrs(v, spell) -> dict:
+    """``v``'s int attributes (one_hot's depth), each spelled by ``spell``, for INT_FAULTS."""
+    return {k: spell(a) for k, a in v.attrs.items() if isinstance(a, int) and not isinstance(a, bool)}
 
 
 def _checked(v) -> bool:
@@ -312,7 +318,7 @@ def assign(values, names, template=cpu_template, index=()) -> list:
         if _checked(v):
             when, operand, _ = INT_FAULTS[v.op]
             x = v.inputs[0].dtype
-            fields = dict(zero=literal(0, x), depth=literal(v.attrs["depth"], x) if v.op == "one_hot" else None)
+            fields = dict(zero=literal(0, x), **_int_attrs(v, lambda a: literal(a, x)))
             operands = [names[i.id] for i in v.inputs]
             lines += [f"if {when.format(*operands, **fields)}:", f"    err[0] = {v.id + 1}",
                       f"    err[1] = {operand.format(*operands, **fields)}"]

@@ -9,6 +9,7 @@ are only ever read. Every kernel is compiled for the argument types the steps pa
 once, before the first kernel runs (or by ``warm()``; see ``codegen/warm.py``).
 """
 
+import contextlib
 import functools
 import threading
 import time
@@ -122,7 +123,7 @@ class Executable:
         # the common call, checked in a few comparisons: exactly the arguments, ndarrays of the
         # declared dtype and shape (anything else goes through bind_arguments)
         self._signature = [(name, v.id, np.dtype(v.dtype), v.shape) for name, v in graph.arguments.items()]
-        self._numpy_steps = any(g.kind == "library" for g in steps)  # kernels raise no FP warnings
+        self._numpy_steps = any(g.kind == "library" for g in steps)
         self._out_by_value = {}  # value id -> caller buffer, during a call with out=
         self._lock = threading.RLock()  # see one_at_a_time
 
@@ -373,11 +374,8 @@ class Executable:
         out = dict(out or {})
         self._out_by_value = self._check_out(out, env) if out else {}
         try:
-            if self._numpy_steps:
-                with np.errstate(all="ignore"):  # IEEE results from BLAS and numpy, as the interpreter gives
-                    for run in self._runners:
-                        run(env)
-            else:
+            # IEEE results from BLAS and numpy, as the interpreter gives (kernels raise no warnings)
+            with np.errstate(all="ignore") if self._numpy_steps else contextlib.nullcontext():
                 for run in self._runners:
                     run(env)
             return self._results(env, out)

@@ -31,7 +31,7 @@ t0 = time.perf_counter()
 import numpy as np
 import graphc as gc
 from graphc.examples import residual_mlp
-from graphc.runtime.profile import example_arguments
+from graphc.profile import example_arguments
 t1 = time.perf_counter()
 case, eager = sys.argv[1], sys.argv[2] == "1"
 

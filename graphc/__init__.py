@@ -27,8 +27,8 @@ from .ir.text import from_text, to_text
 from .ir.verify import verify
 from .passes.autodiff import grad, jvp, vjp
 from .passes.budget import Budget
-from .passes.pipeline import compile
+from .compiler import compile
 from .passes.simplify import simplify
-from .runtime.profile import profile_remat
+from .profile import profile_remat
 
 __version__ = "0.1.0"

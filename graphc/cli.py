@@ -13,10 +13,10 @@ from .ir.serialize import load, save, to_json
 from .ir.text import to_text
 from .passes.autodiff import grad
 from .passes.budget import Budget
-from .passes.pipeline import TARGETS, compile
+from .compiler import TARGETS, compile
 from .passes.remat import STRATEGIES
 from .passes.simplify import simplify
-from .runtime.profile import (budget_bytes, format_residuals, format_table, has_backward, no_backward, plot_pareto,
+from .profile import (budget_bytes, format_residuals, format_table, has_backward, no_backward, plot_pareto,
                               plot_timeline, profile_remat, pyplot)
 
 

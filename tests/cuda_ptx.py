@@ -34,7 +34,7 @@ from test_compile_ops import CASES  # noqa: E402
 import graphc as gc  # noqa: E402
 from graphc import examples  # noqa: E402
 from graphc.codegen.numba_cuda import simulator  # noqa: E402
-from graphc.passes.pipeline import _codegen  # noqa: E402
+from graphc.compiler import generate  # noqa: E402
 
 MISSING = (DynamicLibNotFoundError, BitcodeLibNotFoundError)
 
@@ -140,7 +140,7 @@ def main():
         for name, item in _graphs("--all" in sys.argv):
             graph, remat = item if isinstance(item, tuple) else (item, "none")
             plan = gc.compile(graph, remat=remat)  # the CPU executable carries the plan
-            kernels, copies = _codegen(plan.graph, plan.steps, plan.memory, "cuda")
+            kernels, copies = generate(plan.graph, plan.steps, "cuda")
             for ks in list(kernels.values()) + list(copies.values()):
                 try:
                     compile_one(_kernel_function(ks.source, directory), _signature(ks))

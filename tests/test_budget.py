@@ -11,7 +11,7 @@ from graphc.examples import residual_mlp
 from graphc.passes import budget, pipeline
 from graphc.passes.memory import saved_values
 from graphc.passes.remat import activation_ids, forward_ids, rematerialize
-from graphc.runtime.profile import example_arguments
+from graphc.profile import example_arguments
 
 
 def chain(layers=6, width=16, batch=64, dtype="float64"):
@@ -37,7 +37,7 @@ def case(request):
 
 def _model(dg):
     g = gc.simplify(dg)
-    _, steps, memory = pipeline._plan(rematerialize(g, "none"), True)
+    _, steps, memory = pipeline.plan_steps(rematerialize(g, "none"), True)
     saved = {i: g.nodes[i].type.nbytes for i in saved_values(g, steps, memory)}
     return g, budget.build_model(g, forward_ids(g), saved, memory.peak_bytes)
 
@@ -152,6 +152,6 @@ def test_on_the_residual_net_the_model_is_exact_or_errs_on_the_safe_side():
     forward = forward_ids(g)
     limit = model.peak([(0, len(model.a), True)]) * 3 // 4
     _, plan = budget.solve_dp(model, limit)
-    re = budget._realize(g, forward, activation_ids(g, forward), model, plan, 0)
-    real = pipeline._plan(re, True)[2].peak_bytes
+    re = budget._realize(g, forward, activation_ids(g, forward), model, plan)
+    real = pipeline.plan_steps(re, True)[2].peak_bytes
     assert real <= model.peak(plan)  # the model is exact or errs on the safe side

@@ -9,7 +9,7 @@ import pytest
 import compiled  # noqa: F401  (a private kernel cache, inherited by the subprocesses)
 import graphc as gc
 from graphc.examples import residual_mlp
-from graphc.runtime import profile
+from graphc import profile
 from test_cli import assert_clean_failure, run
 
 STRATEGIES = ["none", "sqrt", "mincut"]

@@ -1,7 +1,7 @@
 """Rematerialization on the losses people train with: cross-entropy against integer labels, mse
 against a target input, and models with two input streams and a mask. Each of them reads a data
 input by a path that skips the network, so no value lies on every path from every input to the
-loss; the spine is taken input by input (``remat._spine``). Every strategy must lower the
+loss; the spine is taken input by input (``analysis.spine``). Every strategy must lower the
 planned peak of these activation-dominated nets, keep outputs bit-identical, and a budget must
 never do worse than a named strategy it could have picked.
 
@@ -12,8 +12,9 @@ import pytest
 
 import compiled  # noqa: F401  (a private kernel cache for the tests)
 import graphc as gc
-from graphc.passes.remat import _spine, forward_ids
-from graphc.runtime.profile import example_arguments
+from graphc.passes import analysis
+from graphc.passes.analysis import forward_ids
+from graphc.profile import example_arguments
 
 BATCH, WIDTH, BLOCKS = 128, 32, 6
 
@@ -74,12 +75,12 @@ def none_peaks():
 @pytest.mark.parametrize("name", list(NETS))
 def test_the_spine_is_found_whatever_else_the_loss_reads(name):
     g = gc.simplify(GRADS[name])
-    spine = _spine(g, forward_ids(g))
+    spine = analysis.spine(g, forward_ids(g))
     adds = [v.id for v in g.nodes if v.id in spine and v.op == "add"]
     assert len(adds) >= BLOCKS * (3 if name == "two_streams" else 1)  # every residual add, in each stream
     if name != "two_streams":
         alone = gc.simplify(gc.grad(mean_square_net()))
-        assert len(spine) >= len(_spine(alone, forward_ids(alone))) - 2  # the loss's own tail differs
+        assert len(spine) >= len(analysis.spine(alone, forward_ids(alone))) - 2  # the loss's own tail differs
 
 
 @pytest.mark.parametrize("remat", ["sqrt", "mincut", "budget"])

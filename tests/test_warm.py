@@ -21,7 +21,7 @@ import compiled  # noqa: F401  (sets GRAPHC_CACHE_DIR for this process; children
 import graphc as gc
 from graphc import examples
 from graphc.codegen import cache, warm
-from graphc.runtime.profile import example_arguments
+from graphc.profile import example_arguments
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -146,7 +146,7 @@ CHILD = textwrap.dedent('''
     import graphc as gc
     from graphc import examples
     from graphc.codegen import cache
-    from graphc.runtime.profile import example_arguments
+    from graphc.profile import example_arguments
 
     graph = gc.grad(examples.residual_mlp(blocks=2, width=8, batch=24))
     fn = gc.compile(graph, remat="sqrt", eager=sys.argv[1] == "eager")

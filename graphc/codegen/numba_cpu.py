@@ -23,7 +23,7 @@ import numpy as np
 from ..errors import CompileError, DataError
 from ..ir import dtypes as dt
 from ..ir.ops import NEGATIVE_POWER
-from ..passes.fusion import INDEXED_VIEWS
+from ..ir.ops import INDEXED_VIEWS
 from .literals import CTOR, literal
 from .powers import power_template
 

@@ -28,7 +28,7 @@ import math
 
 from ..errors import CompileError
 from ..ir import dtypes as dt
-from ..passes.fusion import INDEXED_VIEWS
+from ..ir.ops import INDEXED_VIEWS
 from .numba_cpu import (CTOR, INDEXED_OPS, LOWER, LOWER_INT, MAXIMUM, MINIMUM, UNSIGNED, KernelSource, Reduction,
                         acc_dtype, acc_init, access, arg_shape, assign, faults, indent, is_literal, literal, loads,
                         row_point, with_faults)

@@ -11,7 +11,8 @@ Composite ops (softmax, losses, layer_norm, ...) are built from these in ``compo
 """
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from typing import Callable, NamedTuple
 
 import numpy as np
@@ -48,6 +49,22 @@ class Cost(NamedTuple):
 ATTR_KINDS = ("int", "bool", "ints", "dtype", "name", "array")
 
 
+class OpClass(StrEnum):
+    """How the compiler runs an op. Every pass decides on these (and the sets below), never
+    on op names; ``kind`` says what an op computes, for its cost rule and the docs."""
+
+    SOURCE = "source"  # input, param, const: an argument or an array the graph holds
+    VIEW = "view"  # its operand's memory seen another way, or the operand itself: no kernel
+    ELEMENTWISE = "elementwise"  # fused into loop kernels
+    REDUCTION = "reduction"  # a loop kernel that takes its elementwise prologue along
+    LIBRARY = "library"  # one call (BLAS, numpy) on materialized operands
+
+
+# the class of each kind of op, where an op does not name its own (``OpDef.cls``)
+_CLASS_OF_KIND = {"source": OpClass.SOURCE, "elementwise": OpClass.ELEMENTWISE, "reduction": OpClass.REDUCTION,
+                  "contraction": OpClass.LIBRARY, "layout": OpClass.VIEW, "index": OpClass.LIBRARY}
+
+
 @dataclass(frozen=True)
 class OpDef:
     name: str
@@ -60,6 +77,7 @@ class OpDef:
     transcendental: bool = False
     differentiable: bool = True  # False: passes a zero gradient (compares, sign, argmax...)
     doc: str = ""
+    cls: OpClass | None = None  # how the compiler runs it; None: the class of its kind
 
     def arity_fault(self, n: int) -> str | None:
         """Why ``n`` operands do not fit this op, or None when they do."""
@@ -87,14 +105,8 @@ class OpDef:
 OPS: dict[str, OpDef] = {}
 
 
-def graph_flops(graph) -> int:
-    """Unfused flops of every op in ``graph``, from the op table's cost rules."""
-    return sum(OPS[v.op].cost(tuple(i.type for i in v.inputs), v.type).flops
-               for v in graph.nodes if OPS[v.op].kind != "source")
-
-
 def _register(op: OpDef) -> None:
-    OPS[op.name] = op
+    OPS[op.name] = op if op.cls is not None else replace(op, cls=_CLASS_OF_KIND[op.kind])
 
 
 # ---------------------------------------------------------------- dtype classes
@@ -206,7 +218,8 @@ UNARY = {
 for _name, (_cls, _fn, _flops, _trans, _diff, _doc) in UNARY.items():
     _register(OpDef(_name, "elementwise", 1, _checked_unary(_name, _cls),
                     lambda attrs, x, _fn=_fn: _fn(x), flops_per_element=_flops,
-                    transcendental=_trans, differentiable=_diff, doc=_doc))
+                    transcendental=_trans, differentiable=_diff, doc=_doc,
+                    cls=OpClass.VIEW if _name == "stop_gradient" else None))
 
 
 def _binary_infer(name: str, cls: str, out_dtype: str | None):
@@ -274,7 +287,7 @@ def _cast_infer(types, attrs):
 
 _register(OpDef("checkpoint", "elementwise", 1, _checked_unary("checkpoint", "any"), lambda attrs, x: x,
                 {"save": "bool"}, doc="identity that tells rematerialization to keep x for the backward "
-                                      "(save=true) or never to keep it (save=false)"))
+                                      "(save=true) or never to keep it (save=false)", cls=OpClass.VIEW))
 _register(OpDef("cast", "elementwise", 1, _cast_infer, lambda attrs, x: x.astype(attrs["dtype"]),
                 {"dtype": "dtype"}, flops_per_element=1, doc="convert to another dtype"))
 
@@ -353,7 +366,7 @@ for _name, _fn in (("argmax", np.argmax), ("argmin", np.argmin)):
     _register(OpDef(_name, "reduction", 1, _arg_infer(_name),
                     lambda attrs, x, _fn=_fn: _fn(x, axis=attrs["axis"], keepdims=attrs["keepdims"]).astype(np.int64),
                     {"axis": "int", "keepdims": "bool"}, differentiable=False,
-                    doc="index of the first extreme value along axis (int64)"))
+                    doc="index of the first extreme value along axis (int64)", cls=OpClass.LIBRARY))
 
 
 # ---------------------------------------------------------------- matmul
@@ -482,10 +495,11 @@ _register(OpDef("broadcast_to", "layout", 1, _broadcast_infer,
                 doc="NumPy broadcasting made explicit; its gradient sums over the broadcast axes"))
 _register(OpDef("concat", "layout", None, _concat_infer,
                 lambda attrs, *xs: np.concatenate(xs, axis=attrs["axis"]), {"axis": "int"},
-                doc="join operands along axis"))
+                doc="join operands along axis", cls=OpClass.LIBRARY))
 _register(OpDef("pad", "layout", 1, _pad_infer, _pad_reference,
                 {"low": "ints", "high": "ints", "interior": "ints"},
-                doc="zeros around (low, high) and between (interior) the elements; the transpose of slice"))
+                doc="zeros around (low, high) and between (interior) the elements; the transpose of slice",
+                cls=OpClass.LIBRARY))
 _register(OpDef("slice", "layout", 1, _slice_infer, _slice_reference,
                 {"starts": "ints", "stops": "ints", "steps": "ints"},
                 doc="x[start:stop:step] on every axis (Python range semantics, any nonzero step)"))
@@ -566,7 +580,48 @@ _register(OpDef("scatter_add", "index", 2, _scatter_infer, _scatter_reference, {
                 doc="zeros of size `size` along axis, plus each update added at its index; "
                     "the transpose of take_along_axis"))
 _register(OpDef("one_hot", "index", 1, _one_hot_infer, _one_hot_reference, {"depth": "int", "dtype": "dtype"},
-                differentiable=False, doc="labels -> one-hot rows of length depth; labels must lie in [0, depth)"))
+                differentiable=False, doc="labels -> one-hot rows of length depth; labels must lie in [0, depth)",
+                cls=OpClass.ELEMENTWISE))
+
+
+# ---------------------------------------------------------------- op classes, for the passes
+
+
+def _ops_of(cls: OpClass) -> frozenset:
+    return frozenset(name for name, op in OPS.items() if op.cls is cls)
+
+
+SOURCES = _ops_of(OpClass.SOURCE)
+ARGUMENTS = frozenset({"input", "param"})  # the sources a caller passes: the graph's signature
+VIEWS = _ops_of(OpClass.VIEW)
+# views a kernel reads by index arithmetic on the array underneath; reshape's would take a
+# division per index, so the CPU's kernels read a reshape as its own (numpy-viewed) array
+INDEXED_VIEWS = VIEWS - {"reshape"}
+LIBRARY = _ops_of(OpClass.LIBRARY)
+
+
+def op_class(v) -> OpClass:
+    return OPS[v.op].cls
+
+
+def base_of(v, through=VIEWS):
+    """The value underneath ``v``'s chain of views (``through``: which ops count as views):
+    the buffer, argument or constant whose memory it reads."""
+    while v.op in through:
+        v = v.inputs[0]
+    return v
+
+
+def flops(v) -> int:
+    """Unfused flops of value ``v``, from its op's cost rule (sources cost none)."""
+    if OPS[v.op].cls is OpClass.SOURCE:
+        return 0
+    return OPS[v.op].cost(tuple(i.type for i in v.inputs), v.type).flops
+
+
+def graph_flops(graph) -> int:
+    """Unfused flops of every op in ``graph``."""
+    return sum(flops(v) for v in graph.nodes)
 
 
 # ---------------------------------------------------------------- attribute checking

@@ -38,8 +38,10 @@ import time
 from dataclasses import dataclass, field
 
 from ..errors import BudgetError, CompileError
+from ..ir.ops import flops
 from ..ir.text import to_text
-from .remat import Remat, _flops, _rewrite, _spine, activation_ids, forward_ids, marks, rematerialize
+from .analysis import activation_ids, forward_ids, marks, spine
+from .remat import Remat, rematerialize, rewrite, unchanged
 
 METHODS = ("auto", "dp", "milp", "greedy")
 DP_LIMIT = 100  # blocks: beyond this, auto uses the greedy heuristic (a DP front on 131 blocks: 10 s)
@@ -92,16 +94,16 @@ class Model:
 
 def build_model(graph, forward, none_saved: dict, none_peak: int) -> Model | None:
     """Blocks from the spine, sized from the ``none`` plan (``none_saved``: id -> bytes)."""
-    spine = _spine(graph, forward)
-    if not spine:
+    line = spine(graph, forward)
+    if not line:
         return None
-    cuts = spine if spine[-1] == max(forward) else spine + [max(forward)]
+    cuts = line if line[-1] == max(forward) else line + [max(forward)]
     blocks, start = [], 0
     for end in cuts:
         blocks.append([i for i in sorted(forward) if start < i <= end or (start == 0 and i == 0)])
         start = end
     a = [sum(none_saved.get(i, 0) for i in b) for b in blocks]
-    f = [sum(_flops(graph.nodes[i]) for i in b) for b in blocks]
+    f = [sum(flops(graph.nodes[i]) for i in b) for b in blocks]
     s = [graph.nodes[b[-1]].type.nbytes for b in blocks]
     return Model(a, s, f, max(none_peak - sum(a), 0), blocks)
 
@@ -275,23 +277,22 @@ def search(graph, budget: Budget, none_plan, plan_peak) -> Remat:
     forward = forward_ids(graph)
     needed = activation_ids(graph, forward)
     none_peak, none_saved = none_plan
-    fwd_flops = sum(_flops(graph.nodes[i]) for i in forward)
     if none_peak <= budget.bytes:
-        return Remat("budget", graph, needed, {}, 0, fwd_flops, note=f"the plan without recompute fits "
-                                                                    f"({none_peak:,} bytes)")
+        return unchanged(graph, "budget", forward, needed, note=f"the plan without recompute fits ({none_peak:,} bytes)")
     start = time.perf_counter()
     model = build_model(graph, forward, none_saved, none_peak)
     method = budget.method
     if method == "auto":
         method = "dp" if model is None or len(model.a) <= DP_LIMIT else "greedy"
-    candidates = _candidates(graph, forward, needed, model, method, budget.time_limit, fwd_flops)
+    candidates = _candidates(graph, forward, needed, model, method, budget.time_limit)
     least = none_peak
-    for label, plan, re in sorted(candidates, key=lambda c: c[2].recompute_flops):
-        peak = plan_peak(re)
+    for label, plan, remat in sorted(candidates, key=lambda c: c[2].recompute_flops):
+        peak = plan_peak(remat)
         least = min(least, peak)
         if peak <= budget.bytes:
-            re.note = _note(method, label, plan, model, peak, budget.bytes, len(candidates), time.perf_counter() - start)
-            return re
+            remat.note = _note(method, label, plan, model, peak, budget.bytes, len(candidates),
+                               time.perf_counter() - start)
+            return remat
     raise BudgetError(f"Budget({budget.bytes:,} bytes) is below the least planned peak this graph reaches: "
                       f"{least:,} bytes (remat='none' needs {none_peak:,}; tried {len(candidates)} plans)", least)
 
@@ -300,21 +301,21 @@ FRONT_LIMIT = 16  # model plans realized: the leanest and the rest of the front 
 LEANEST = 6
 
 
-def _candidates(graph, forward, needed, model, method, time_limit, fwd_flops) -> list:
+def _candidates(graph, forward, needed, model, method, time_limit) -> list:
     """(label, segment plan or None, Remat) of every candidate, one per distinct keep set."""
     named = [(name, None, rematerialize(graph, name)) for name in ("sqrt", "mincut")]
     saved = {vid for vid, save in marks(graph).items() if save and vid in forward}
     if saved:
-        named.append(("checkpoint marks", None, _rewrite(graph, forward, needed, saved, "budget", fwd_flops)))
+        named.append(("checkpoint marks", None, rewrite(graph, forward, needed, saved, "budget")))
     plans = [] if model is None else _front(model, method, time_limit)
     out, seen = [], set()
-    for label, plan, re in named + [("segment plan", p, _realize(graph, forward, needed, model, p, fwd_flops))
-                                    for p in plans]:
-        key = to_text(re.graph)
+    for label, plan, remat in named + [("segment plan", p, _realize(graph, forward, needed, model, p))
+                                       for p in plans]:
+        key = to_text(remat.graph)
         if key not in seen:
             seen.add(key)
-            re.strategy = "budget"
-            out.append((label, plan, re))
+            remat.strategy = "budget"
+            out.append((label, plan, remat))
     return out
 
 
@@ -351,7 +352,7 @@ def _thin(plans: list) -> list:
     return [rest[int(k * step)] for k in range(FRONT_LIMIT - LEANEST)] + lean
 
 
-def _realize(graph, forward, needed, model, plan, fwd_flops) -> Remat:
+def _realize(graph, forward, needed, model, plan) -> Remat:
     """The keep set of a segment plan: stored segments keep everything, and a segment after a
     recomputed one keeps the spine value it starts from; then the marks, then the rewrite."""
     keep, after_recomputed = set(), False
@@ -364,7 +365,7 @@ def _realize(graph, forward, needed, model, plan, fwd_flops) -> Remat:
     for vid, save in marks(graph).items():
         if vid in forward:
             (keep.add if save else keep.discard)(vid)
-    return _rewrite(graph, forward, needed, keep, "budget", fwd_flops)
+    return rewrite(graph, forward, needed, keep, "budget")
 
 
 def _note(method, label, plan, model, peak, limit, count, elapsed) -> str:

@@ -29,27 +29,19 @@ Every reason a value was materialized, or two kernels were kept apart, goes to t
 """
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import Enum, StrEnum
+
+from ..ir.ops import INDEXED_VIEWS, OPS, OpClass, base_of, op_class
+
+_BUFFERED_READERS = (OpClass.VIEW, OpClass.LIBRARY)  # ops that read their operands' buffers
 
 
-from ..ir.ops import OPS
+class StepKind(StrEnum):
+    """What a step of the plan is."""
 
-VIEWS = ("broadcast_to", "transpose", "reshape", "slice", "stop_gradient", "checkpoint")
-INDEXED_VIEWS = ("broadcast_to", "transpose", "slice", "stop_gradient", "checkpoint")  # kernels read these by index arithmetic
-LIBRARY = ("matmul", "concat", "pad", "take_along_axis", "scatter_add", "argmax", "argmin")
-SOURCES = ("input", "param", "const")
-
-
-def op_class(v) -> str:
-    if v.op in SOURCES:
-        return "source"
-    if v.op in VIEWS:
-        return "view"
-    if v.op in LIBRARY:
-        return "library"
-    if OPS[v.op].kind == "reduction":
-        return "reduction"
-    return "elementwise"
+    LOOP = "loop"  # a fused loop kernel
+    LIBRARY = "library"  # one library call
+    VIEW = "view"  # a numpy view
 
 
 @dataclass
@@ -57,7 +49,7 @@ class Group:
     """One step of the plan: a loop kernel, a library call, or a view."""
 
     name: str
-    kind: str  # "loop" | "library" | "view"
+    kind: StepKind
     roots: list  # values this step produces (buffers or views)
     inlined: list = field(default_factory=list)  # elementwise values computed inside, in order
     reasons: list = field(default_factory=list)
@@ -146,18 +138,18 @@ def _materialize_reasons(graph, users, fuse: bool) -> dict:
     inline = {}  # elementwise value id -> ids of the kernel it roots or is inlined into, so far
     for v in graph.nodes:
         cls = op_class(v)
-        if cls in ("source", "view"):
+        if cls in (OpClass.SOURCE, OpClass.VIEW):
             continue
-        if cls == "elementwise" and fuse:
+        if cls is OpClass.ELEMENTWISE and fuse:
             inline[v.id] = _capped_closure(v, inline, why)
-        if cls in ("library", "reduction"):
+        if cls in (OpClass.LIBRARY, OpClass.REDUCTION):
             why[v.id] = Buffer(Why.RESULT, f"{cls} result")
         elif not fuse:
             why[v.id] = Buffer(Why.UNFUSED, "fusion is off")
         elif v.id in outputs:
             why[v.id] = Buffer(Why.OUTPUT, "graph output")
-        elif any(op_class(u) in ("view", "library") for u in users[v.id]):
-            u = next(u for u in users[v.id] if op_class(u) in ("view", "library"))
+        elif any(op_class(u) in _BUFFERED_READERS for u in users[v.id]):
+            u = next(u for u in users[v.id] if op_class(u) in _BUFFERED_READERS)
             why[v.id] = Buffer(Why.FEEDS_BUFFER, f"read by {u.op} %{u.id}, which needs a buffer")
         elif OPS[v.op].transcendental and len(users[v.id]) > 1:
             why[v.id] = Buffer(Why.SHARED_TRANSCENDENTAL,
@@ -187,8 +179,7 @@ def _full_size_reads(v, materialized) -> list:
     ``h + f(h)`` inlined into every later block would keep every block's arrays alive."""
     bases = set()
     for leaf in _leaves(v, materialized):
-        while leaf.op in INDEXED_VIEWS:
-            leaf = leaf.inputs[0]
+        leaf = base_of(leaf, INDEXED_VIEWS)
         if leaf.op != "const" and leaf.size >= v.size:
             bases.add(leaf.id)
     return sorted(bases)
@@ -206,7 +197,7 @@ def _inlined_closure(root, materialized) -> list:
     seen, stack = {}, list(root.inputs)
     while stack:
         v = stack.pop()
-        if v.id in seen or v.id in materialized or op_class(v) != "elementwise":
+        if v.id in seen or v.id in materialized or op_class(v) is not OpClass.ELEMENTWISE:
             continue
         seen[v.id] = v
         stack.extend(v.inputs)
@@ -223,14 +214,15 @@ def fuse(graph, fuse: bool = True, apart=()) -> Fusion:
     groups = []
     for v in graph.nodes:
         cls = op_class(v)
-        if cls == "source":
+        if cls is OpClass.SOURCE:
             continue
-        if cls in ("view", "library"):
-            groups.append(Group(f"s{len(groups)}", cls, [v]))
+        if cls in (OpClass.VIEW, OpClass.LIBRARY):
+            kind = StepKind.VIEW if cls is OpClass.VIEW else StepKind.LIBRARY
+            groups.append(Group(f"s{len(groups)}", kind, [v]))
         elif v.id in materialized:
-            groups.append(Group(f"k{len(groups)}", "loop", [v], _inlined_closure(v, materialized),
+            groups.append(Group(f"k{len(groups)}", StepKind.LOOP, [v], _inlined_closure(v, materialized),
                                 [f"%{v.id} {v.op}: {materialized[v.id]}"],
-                                reduction=v if cls == "reduction" else None))
+                                reduction=v if cls is OpClass.REDUCTION else None))
     if fuse:
         groups = _merge(groups, [set(a) for a in apart])
         _keep_local(groups, users, materialized)
@@ -242,7 +234,7 @@ def _keep_local(groups, users, materialized) -> None:
     put every reader in its own kernel: it stays a local of the loop (GELU's tanh: 64 MB)."""
     read_outside = set().union(*(group_reads(g) for g in groups))
     for g in groups:
-        if g.kind != "loop":
+        if g.kind is not StepKind.LOOP:
             continue
         inside = {v.id for v in g.values}
         later = {i.id for v in g.row for i in v.inputs}
@@ -265,7 +257,7 @@ def _keep_local(groups, users, materialized) -> None:
 def _how_to_merge(first: Group, later: Group, first_bases: set, reads: set, later_bases: set) -> Merge | None:
     """How loop kernel ``later`` can join ``first`` (which comes before it), or None; with the
     arrays ``first`` reads (its ``_bases``), what ``later`` reads, and its bases."""
-    if first.kind != "loop" or later.kind != "loop":
+    if first.kind is not StepKind.LOOP or later.kind is not StepKind.LOOP:
         return None
     shared = first_bases & later_bases or reads & {r.id for r in first.roots}
     if first.reduction is None and later.reduction is None:
@@ -291,9 +283,7 @@ def _bases(group, reads) -> set:
     by_id = {i.id: i for v in group.values for i in v.inputs}
     bases = set()
     for r in reads:
-        v = by_id[r]
-        while v.op in INDEXED_VIEWS:
-            v = v.inputs[0]
+        v = base_of(by_id[r], INDEXED_VIEWS)
         if not (v.op == "const" and v.ndim == 0):
             bases.add(v.id)
     return bases
@@ -453,7 +443,7 @@ class _Deps:
 def _views_between(groups, deps, a, b) -> set:
     """View steps that re-broadcast what kernel ``a`` computes straight into kernel ``b``."""
     results = {groups[a].reduction.id} | groups[a].epilogue
-    return {m for m in deps.successors(a) if groups[m].kind == "view" and deps.has_edge(m, b)
+    return {m for m in deps.successors(a) if groups[m].kind is StepKind.VIEW and deps.has_edge(m, b)
             and _viewed(groups[m].roots[0], results) and not deps.path_through_other(m, b)}
 
 

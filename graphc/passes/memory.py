@@ -12,7 +12,9 @@ the least any packing could reach.
 
 from dataclasses import dataclass
 
-from .fusion import group_reads, op_class
+from ..ir.ops import base_of
+from .analysis import forward_ids
+from .fusion import StepKind, group_reads
 
 ALIGN = 64
 
@@ -28,29 +30,22 @@ class MemoryPlan:
     output_bytes: int = 0
 
 
-def _base(v):
-    """The buffer (or input) a view reads from."""
-    while op_class(v) == "view":
-        v = v.inputs[0]
-    return v
-
-
 def plan_memory(graph, steps) -> MemoryPlan:
     outputs = {v.id for v in graph.outputs.values()}
     writes = {}
-    for k, g in enumerate(steps):
-        if g.kind != "view":
-            for v in g.roots:
+    for k, step in enumerate(steps):
+        if step.kind is not StepKind.VIEW:
+            for v in step.roots:
                 writes[v.id] = (k, v)
     last = {vid: k for vid, (k, _) in writes.items()}
     by_id = {v.id: v for v in graph.nodes}
-    for k, g in enumerate(steps):
-        for leaf in group_reads(g):
-            base = _base(by_id[leaf])
+    for k, step in enumerate(steps):
+        for leaf in group_reads(step):
+            base = base_of(by_id[leaf])
             if base.id in last:
                 last[base.id] = max(last[base.id], k)
     for v in graph.outputs.values():
-        base = _base(v)
+        base = base_of(v)
         if base.id in last:
             last[base.id] = len(steps)
     lifetimes = {vid: (k, last[vid]) for vid, (k, _) in writes.items()}
@@ -72,16 +67,14 @@ def _extent(offsets: dict, by_id) -> int:
 
 def saved_values(graph, steps, memory) -> list:
     """Ids of the forward buffers that backward steps read: the activations kept for the backward."""
-    from .remat import forward_ids
-
     forward = forward_ids(graph)
     by_id = {v.id: v for v in graph.nodes}
     saved = set()
-    for g in steps:
-        if g.kind == "view" or all(v.id in forward for v in g.values):
+    for step in steps:
+        if step.kind is StepKind.VIEW or all(v.id in forward for v in step.values):
             continue
-        for leaf in group_reads(g):
-            base = _base(by_id[leaf])
+        for leaf in group_reads(step):
+            base = base_of(by_id[leaf])
             if base.id in forward and (base.id in memory.offsets or base.id in memory.fresh):
                 saved.add(base.id)
     return sorted(saved)

@@ -34,7 +34,8 @@ import networkx as nx
 
 from ..errors import CompileError
 from ..ir.graph import Graph
-from .fusion import SOURCES, VIEWS, op_class
+from ..ir.ops import SOURCES, OpClass, base_of, flops, op_class
+from .analysis import activation_ids, forward_flops, forward_ids, marks, spine
 
 STRATEGIES = ("none", "sqrt", "mincut")
 
@@ -57,61 +58,26 @@ class Remat:
         """Clones the backward reads: to be computed with the backward, not with a segment's re-run."""
         return set(self.recomputed) - self.chain
 
-def forward_ids(graph) -> set:
-    """Ids of the forward: the values the graph's loss needs. The loss is its first scalar float
-    output in graph order: ``grad`` appends the backward after the forward, and a gradient can
-    be a scalar float too (that of a scalar parameter), but never comes before the loss."""
-    losses = [v for v in graph.outputs.values() if v.shape == () and v.dtype.startswith("float")]
-    stack = [min(losses, key=lambda v: v.id)] if losses else []
-    seen = set()
-    while stack:
-        v = stack.pop()
-        if v.id not in seen:
-            seen.add(v.id)
-            stack.extend(v.inputs)
-    return seen
-
-
-def activation_ids(graph, forward: set) -> list:
-    """Forward values (not graph arguments or constants) that backward ops read."""
-    read = {i.id for v in graph.nodes if v.id not in forward for i in v.inputs}
-    return sorted(i for i in read if i in forward and graph.nodes[i].op not in SOURCES)
-
-
-def _base(v):
-    while v.op in VIEWS:
-        v = v.inputs[0]
-    return v
-
-
-def marks(graph) -> dict:
-    """value id -> True (always keep) / False (never keep), from ``checkpoint`` ops."""
-    return {_base(v.inputs[0]).id: v.attrs["save"] for v in graph.nodes if v.op == "checkpoint"}
-
 
 def rematerialize(graph, strategy="none") -> Remat:
     """Apply ``strategy``; the result's graph computes the same outputs, bit for bit."""
     if strategy not in STRATEGIES:
         raise CompileError(f"remat {strategy!r} is not a strategy; choose one of {', '.join(STRATEGIES)}")
     forward = forward_ids(graph)
-    fwd_flops = sum(_flops(graph.nodes[i]) for i in forward)
     needed = activation_ids(graph, forward)
     if strategy == "none" or not needed:
-        return Remat(strategy, graph, needed, {}, 0, fwd_flops)
+        return unchanged(graph, strategy, forward, needed)
     choose = {"sqrt": _sqrt_keep, "mincut": _mincut_keep}[strategy]
     keep = choose(graph, forward, needed)
     for vid, save in marks(graph).items():
         if vid in forward:
             (keep.add if save else keep.discard)(vid)
-    return _rewrite(graph, forward, needed, keep, strategy, fwd_flops)
+    return rewrite(graph, forward, needed, keep, strategy)
 
 
-def _flops(v) -> int:
-    if v.op in SOURCES:
-        return 0
-    from ..ir.ops import OPS
-
-    return OPS[v.op].cost(tuple(i.type for i in v.inputs), v.type).flops
+def unchanged(graph, strategy: str, forward: set, needed: list, note: str = "") -> Remat:
+    """The plan that keeps every activation: the graph as it is."""
+    return Remat(strategy=strategy, graph=graph, kept=needed, forward_flops=forward_flops(graph, forward), note=note)
 
 
 # ------------------------------------------------------------------ strategies
@@ -119,38 +85,13 @@ def _flops(v) -> int:
 
 def _sqrt_keep(graph, forward: set, needed: list) -> set:
     """Keep about sqrt(n) evenly spaced values of the spine (see the module docstring)."""
-    spine = _spine(graph, forward) or needed
-    segments = max(1, math.isqrt(len(spine) - 1) + 1) if spine else 1  # ceil(sqrt(n))
-    step = len(spine) / segments
-    return {spine[round(k * step) - 1] for k in range(1, segments)}
+    line = spine(graph, forward) or needed
+    segments = max(1, math.isqrt(len(line) - 1) + 1) if line else 1  # ceil(sqrt(n))
+    step = len(line) / segments
+    return {line[round(k * step) - 1] for k in range(1, segments)}
 
 
-def _spine(graph, forward: set) -> list:
-    """The forward values that carry the activations from a data input to the loss, in graph
-    order: for some data input, every path from it to the loss passes through the value (its
-    dominators of the loss). Taken input by input, since a loss reads labels, targets and
-    masks by paths that skip the network: no value lies on every path from every input."""
-    dag = nx.DiGraph()
-    for v in graph.nodes:
-        if v.id in forward and v.op not in ("param", "const"):
-            dag.add_node(v.id)
-            dag.add_edges_from((i.id, v.id) for i in v.inputs if i.id in forward and i.op not in ("param", "const"))
-    sink = "loss"
-    dag.add_edges_from((v.id, sink) for v in graph.outputs.values() if v.id in forward and v.shape == ())
-    spine = set()
-    for entry in (v.id for v in graph.nodes if v.op == "input" and v.id in forward):
-        if not nx.has_path(dag, entry, sink):
-            continue
-        idom = nx.immediate_dominators(dag, entry)
-        v = idom[sink]
-        while v != entry:
-            if graph.nodes[v].op not in SOURCES and op_class(graph.nodes[v]) != "view":
-                spine.add(v)
-            v = idom[v]
-    return sorted(spine)
-
-
-_NEVER_RECOMPUTED = ("library", "reduction")
+_NEVER_RECOMPUTED = (OpClass.LIBRARY, OpClass.REDUCTION)
 
 
 def _mincut_keep(graph, forward: set, needed: list) -> set:
@@ -158,16 +99,16 @@ def _mincut_keep(graph, forward: set, needed: list) -> set:
     the backward's reads, recomputing only elementwise ops and views, and never the spine:
     recomputing a residual stream value needs the one before it, so the backward would
     recompute the whole stream at its start and hold it throughout."""
-    spine = set(_spine(graph, forward))
+    pinned = set(spine(graph, forward))
     net = nx.DiGraph()
     src, snk = "src", "snk"
     for vid in sorted(forward):
         v = graph.nodes[vid]
         if _free(v):  # at hand in the backward as in the forward: not part of the network
             continue
-        savable = op_class(v) != "view"
+        savable = op_class(v) is not OpClass.VIEW
         net.add_edge(("in", vid), ("out", vid), **({"capacity": v.type.nbytes} if savable else {}))
-        if op_class(v) in _NEVER_RECOMPUTED or vid in spine:
+        if op_class(v) in _NEVER_RECOMPUTED or vid in pinned:
             net.add_edge(src, ("in", vid))  # computed by the forward only: keep it or what it feeds
         for i in v.inputs:
             if not _free(i):
@@ -184,23 +125,23 @@ def _mincut_keep(graph, forward: set, needed: list) -> set:
 
 def _free(v) -> bool:
     """Arguments, constants and views of them: at hand without keeping anything."""
-    return v.op in SOURCES or (op_class(v) == "view" and _free(v.inputs[0]))
+    return base_of(v).op in SOURCES
 
 
 # ------------------------------------------------------------------ the rewrite
 
 
-def _rewrite(graph, forward: set, needed: list, keep: set, strategy: str, fwd_flops: int) -> Remat:
+def rewrite(graph, forward: set, needed: list, keep: set, strategy: str) -> Remat:
     """A new graph: the forward as it was, then the backward with clones of every activation
     not kept, each emitted just before the first backward value that reads it."""
     new = Graph(graph.name)
     twin = {}  # old id -> new value
     clones = ({}, {})  # old forward id -> its clone: for other clones; for backward ops
     recomputed = {}
-    spine = set(_spine(graph, forward))
+    pinned = set(spine(graph, forward))
 
     def available(v) -> bool:
-        return v.op in SOURCES or v.id in keep or (op_class(v) == "view" and available(v.inputs[0]))
+        return v.op in SOURCES or v.id in keep or (op_class(v) is OpClass.VIEW and available(v.inputs[0]))
 
     def recompute(v, for_backward=False):
         """``v`` for the backward: the forward value itself, or its clone. An elementwise value
@@ -209,7 +150,7 @@ def _rewrite(graph, forward: set, needed: list, keep: set, strategy: str, fwd_fl
         this one lives only as long as the backward uses it (and is usually fused into them)."""
         if available(v):
             return twin[v.id]
-        own = for_backward and op_class(v) in ("elementwise", "view") and v.id not in spine
+        own = for_backward and op_class(v) in (OpClass.ELEMENTWISE, OpClass.VIEW) and v.id not in pinned
         memo = clones[1 if own else 0]
         if v.id not in memo:
             inputs = [recompute(i, own) for i in v.inputs]
@@ -225,10 +166,9 @@ def _rewrite(graph, forward: set, needed: list, keep: set, strategy: str, fwd_fl
             twin[v.id] = new.add_node(v.op, inputs, dict(v.attrs))
     for name, v in graph.outputs.items():
         new.output(name, twin[v.id])
-    kept = sorted({twin[_base(graph.nodes[i]).id].id for i in set(needed) | keep
+    kept = sorted({twin[base_of(graph.nodes[i]).id].id for i in set(needed) | keep
                    if i in forward and available(graph.nodes[i]) and graph.nodes[i].op not in SOURCES
-                   and _base(graph.nodes[i]).op not in SOURCES})
-    flops = sum(_flops(graph.nodes[old]) for old in recomputed.values())
-    chain = {c.id for c in clones[0].values()}
-    return Remat(strategy, new, kept, {c: twin[old].id for c, old in recomputed.items()}, flops, fwd_flops,
-                 chain=chain)
+                   and base_of(graph.nodes[i]).op not in SOURCES})
+    return Remat(strategy=strategy, graph=new, kept=kept, recomputed={c: twin[old].id for c, old in recomputed.items()},
+                 recompute_flops=sum(flops(graph.nodes[old]) for old in recomputed.values()),
+                 forward_flops=forward_flops(graph, forward), chain={c.id for c in clones[0].values()})

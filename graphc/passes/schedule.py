@@ -15,28 +15,23 @@ array it indexes) or another kept view reads it.
 
 import networkx as nx
 
-from .fusion import INDEXED_VIEWS, SOURCES, VIEWS, group_reads
+from ..ir.ops import INDEXED_VIEWS, SOURCES, base_of
+from .fusion import StepKind, group_reads
 from .memory import plan_memory
 
 
-def _indexed_base(v):
-    while v.op in INDEXED_VIEWS:
-        v = v.inputs[0]
-    return v
-
-
-def _needed_views(graph, groups) -> set:
+def _needed_views(graph, steps) -> set:
     by_id = {v.id: v for v in graph.nodes}
     needed = {v.id for v in graph.outputs.values()}
-    for g in groups:
-        reads = group_reads(g)
-        if g.kind == "loop":
-            needed |= {_indexed_base(by_id[r]).id for r in reads}
-        elif g.kind == "library":
+    for step in steps:
+        reads = group_reads(step)
+        if step.kind is StepKind.LOOP:
+            needed |= {base_of(by_id[r], INDEXED_VIEWS).id for r in reads}
+        elif step.kind is StepKind.LIBRARY:
             needed |= reads
-    for g in reversed(groups):
-        if g.kind == "view" and g.roots[0].id in needed:
-            needed.add(g.roots[0].inputs[0].id)
+    for step in reversed(steps):
+        if step.kind is StepKind.VIEW and step.roots[0].id in needed:
+            needed.add(step.roots[0].inputs[0].id)
     return needed
 
 
@@ -48,7 +43,7 @@ def schedule(graph, fusion) -> list:
 
 def _without_unneeded_views(graph, steps) -> list:
     needed = _needed_views(graph, steps)
-    return [s for s in steps if s.kind != "view" or s.roots[0].id in needed]
+    return [s for s in steps if s.kind is not StepKind.VIEW or s.roots[0].id in needed]
 
 
 def _deps(graph, fusion) -> nx.DiGraph:
@@ -57,10 +52,11 @@ def _deps(graph, fusion) -> nx.DiGraph:
     order = {g.name: k for k, g in enumerate(fusion.groups)}
     deps.add_nodes_from(order)
     by_id = {v.id: v for v in graph.nodes}
-    for g in fusion.groups:
-        for leaf in group_reads(g):
-            if leaf in producer and producer[leaf] != g.name and producer.get(_indexed_base(by_id[leaf]).id) != g.name:
-                deps.add_edge(producer[leaf], g.name)  # (a view of the group's own result is read in place)
+    for group in fusion.groups:
+        for leaf in group_reads(group):
+            if (leaf in producer and producer[leaf] != group.name
+                    and producer.get(base_of(by_id[leaf], INDEXED_VIEWS).id) != group.name):
+                deps.add_edge(producer[leaf], group.name)  # (a view of the group's own result is read in place)
     return deps
 
 
@@ -78,13 +74,13 @@ def _memory_order(graph, fusion) -> list:
     by_name = {g.name: g for g in fusion.groups}
     index = {g.name: k for k, g in enumerate(fusion.groups)}
     by_id = {v.id: v for v in graph.nodes}
-    outputs = {_buffer_of(v).id for v in graph.outputs.values()}
-    reads = {g.name: {_buffer_of(by_id[i]).id for i in group_reads(g)} for g in fusion.groups}
+    outputs = {base_of(v).id for v in graph.outputs.values()}
+    reads = {g.name: {base_of(by_id[i]).id for i in group_reads(g)} for g in fusion.groups}
     readers = {}
     for name, bases in reads.items():
         for b in bases:
             readers.setdefault(b, set()).add(name)
-    made = {g.name: sum(v.type.nbytes for v in g.roots) if g.kind != "view" else 0 for g in fusion.groups}
+    made = {g.name: sum(v.type.nbytes for v in g.roots) if g.kind is not StepKind.VIEW else 0 for g in fusion.groups}
     waiting = {n: deps.in_degree(n) for n in deps}
     ready = {n for n, d in waiting.items() if d == 0}
     order = []
@@ -104,10 +100,3 @@ def _memory_order(graph, fusion) -> list:
             if waiting[m] == 0:
                 ready.add(m)
     return order
-
-
-def _buffer_of(v):
-    """The buffer (or argument) a value lives in: views are looked through."""
-    while v.op in VIEWS:
-        v = v.inputs[0]
-    return v

@@ -26,16 +26,15 @@ import numpy as np
 
 from ..errors import GraphcError
 from ..ir.graph import Graph
-from ..ir.ops import OPS, check_attrs
+from ..ir.ops import ARGUMENTS, OPS, VIEWS, base_of, check_attrs
 
 FOLD_LIMIT = 1024  # fold an all-constant op only when its result is at most this many elements
-_VIEWS = ("broadcast_to", "reshape", "transpose", "slice")  # ops that keep a splat a splat
 
 
 def splat(v):
-    """The value every element of ``v`` equals, when ``v`` is a known constant; else None."""
-    while v.op in _VIEWS:
-        v = v.inputs[0]
+    """The value every element of ``v`` equals, when ``v`` is a known constant (however
+    viewed: a view keeps a splat a splat); else None."""
+    v = base_of(v)
     if v.op != "const" or v.size == 0:
         return None
     a = v.attrs["value"]
@@ -55,7 +54,7 @@ class _Rewriter:
 
     def emit(self, op, inputs, attrs=None):
         attrs = check_attrs(OPS[op], attrs or {})
-        if op not in ("input", "param"):
+        if op not in ARGUMENTS:
             out = OPS[op].infer(tuple(i.type for i in inputs), attrs)
             for rule in _RULES.get(op, ()) + (_fold,):
                 r = rule(self, op, inputs, attrs, out)
@@ -65,7 +64,7 @@ class _Rewriter:
             if key in self.seen:
                 return self.seen[key]
         v = self.graph.add_node(op, inputs, attrs)
-        if op not in ("input", "param"):
+        if op not in ARGUMENTS:
             self.seen[key] = v
         return v
 
@@ -93,7 +92,7 @@ def _fold(rw, op, inputs, attrs, out):
                 same = all(s == scalars[0] for s in scalars)
                 if OPS[op].kind == "elementwise":
                     return rw.splat(OPS[op].reference(attrs, *map(np.array, scalars))[()], out)
-                if op in _VIEWS or op in ("max", "min", "take_along_axis") or (op == "concat" and same):
+                if op in VIEWS or op in ("max", "min", "take_along_axis") or (op == "concat" and same):
                     return rw.splat(scalars[0], out)
                 if op == "sum":
                     n = inputs[0].size // out.size

@@ -18,7 +18,9 @@ from numba.np.numpy_support import from_dtype
 from ..codegen.numba_cuda import cuda_module, simulator
 from ..errors import ArgumentError, CompileError, DTypeError, ShapeError
 from ..ir.interpret import bind_arguments, by_name_only, convert_argument
+from ..passes.fusion import StepKind
 from .executable import Executable, one_at_a_time, resource_errors
+from .plan import Plan
 
 
 def is_device_array(a) -> bool:
@@ -28,16 +30,17 @@ def is_device_array(a) -> bool:
 class CudaExecutable(Executable):
     """``fn(**arrays, device_outputs=False) -> {output: ndarray or device array}``."""
 
-    def __init__(self, graph, steps, kernels, memory, stats, report_text, residuals, copies):
+    def __init__(self, plan: Plan):
+        graph = plan.graph
         if "device_outputs" in graph.arguments:  # fn(device_outputs=...) is the call's option
             raise CompileError(f"graph {graph.name!r}: target 'cuda' calls take device_outputs= as an option, so an "
                                f"input or param may not be named device_outputs; rename it")
         self._cuda = cuda_module()
-        self._copies = copies  # output value id -> kernel copying a view, argument or constant
+        self._copies = plan.copies  # output value id -> kernel copying a view, argument or constant
         self._device_bytes = 0  # bytes allocated on the device during the current call
         self._checks = []  # (step name, KernelSource) of every kernel that checks its operands
-        super().__init__(graph, steps, kernels, memory, stats, report_text, residuals)
-        self._copy_slots = {vid: self._add_kernel(ks, None) for vid, ks in copies.items()}
+        super().__init__(plan)
+        self._copy_slots = {vid: self._add_kernel(ks, None) for vid, ks in self._copies.items()}
 
     @one_at_a_time
     def release(self) -> None:
@@ -77,7 +80,7 @@ class CudaExecutable(Executable):
     # ------------------------------------------------------------ steps
 
     def _runner(self, group):
-        if group.kind == "view":
+        if group.kind is StepKind.VIEW:
             return lambda env: None  # kernels read views by index arithmetic
         ks = self.kernels[group.name]
         outs, ins = self._kernel_plan(ks)

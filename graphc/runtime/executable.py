@@ -24,7 +24,10 @@ from ..codegen.warm import compile_kernels
 from ..errors import ArgumentError, DTypeError, ResourceError, ShapeError
 from ..ir.dot import to_dot
 from ..ir.interpret import bind_arguments, by_name_only
-from ..ir.ops import OPS
+from ..ir.ops import ARGUMENTS, OPS
+from ..passes.fusion import StepKind
+from .plan import Plan
+
 
 def _python_slices(attrs) -> tuple:
     """A ``slice`` op's attributes as Python slices (a negative stop means "through index 0")."""
@@ -102,14 +105,13 @@ def _reshaped(a: np.ndarray, shape) -> np.ndarray:
 class Executable:
     """``fn(**arrays) -> {output name: ndarray}``; see ``report()`` and ``stats`` for the plan."""
 
-    def __init__(self, graph, steps, kernels, memory, stats, report_text, residuals=()):
-        self.graph = graph
-        self.steps = steps  # the scheduled groups
-        self.kernels = kernels  # group name -> KernelSource
-        self.memory = memory
-        self.stats = stats
-        self._report = report_text
-        self.residuals = list(residuals)  # what the backward keeps from the forward, or recomputes
+    def __init__(self, plan: Plan):
+        self.plan = plan
+        graph, steps = self.graph, self.steps = plan.graph, plan.steps  # the scheduled groups
+        self.kernels = plan.kernels  # group name -> KernelSource
+        self.memory = plan.memory
+        self.stats = plan.stats.as_dict()
+        self.residuals = list(plan.residuals)  # what the backward keeps from the forward, or recomputes
         self._arena = None
         self._slots = {}  # value id -> its view of the arena, made with the arena
         self._shaped = {}  # (value id, shape) -> that view as a kernel takes it, made with the arena
@@ -123,7 +125,7 @@ class Executable:
         # the common call, checked in a few comparisons: exactly the arguments, ndarrays of the
         # declared dtype and shape (anything else goes through bind_arguments)
         self._signature = [(name, v.id, np.dtype(v.dtype), v.shape) for name, v in graph.arguments.items()]
-        self._numpy_steps = any(g.kind == "library" for g in steps)
+        self._numpy_steps = any(step.kind is StepKind.LIBRARY for step in steps)
         self._out_by_value = {}  # value id -> caller buffer, during a call with out=
         self._lock = threading.RLock()  # see one_at_a_time
 
@@ -136,9 +138,9 @@ class Executable:
         """The compile report; ``loops=True`` adds whether LLVM vectorized each kernel's inner
         loops (see ``loops()``)."""
         if not loops:
-            return self._report
+            return self.plan.report
         rows = [f"    {name:<5} {describe(found)}" for name, found in self.loops().items()]
-        return self._report + "\n  inner loops (LLVM):\n" + "\n".join(rows) + "\n"
+        return self.plan.report + "\n  inner loops (LLVM):\n" + "\n".join(rows) + "\n"
 
     def loops(self) -> dict:
         """``{kernel name: [Loop]}``: each loop kernel's innermost loops and whether LLVM
@@ -149,7 +151,8 @@ class Executable:
 
     def to_dot(self) -> str:
         """Graphviz DOT of the compiled IR with each fused kernel drawn as a cluster."""
-        return to_dot(self.graph, self.steps)
+        clusters = {s.name: (f"kernel {s.name}", [v.id for v in s.values]) for s in self.steps if s.kind is StepKind.LOOP}
+        return to_dot(self.graph, clusters)
 
     # ------------------------------------------------------------ building the step closures
 
@@ -161,14 +164,14 @@ class Executable:
         return self._slots[v.id]
 
     def _runner(self, group):
-        if group.kind == "view":
+        if group.kind is StepKind.VIEW:
             (v,) = group.roots
             src, (attrs, view) = v.inputs[0].id, _view(v)
 
             def run_view(env):
                 env[v.id] = view(attrs, env[src])
             return run_view
-        if group.kind == "library":
+        if group.kind is StepKind.LIBRARY:
             (v,) = group.roots
             ins = [i.id for i in v.inputs]
             if v.op == "matmul":
@@ -286,7 +289,7 @@ class Executable:
         """A stand-in for what ``env`` holds for ``v`` during a call: arguments are read-only views
         (``bind_arguments``), views what numpy makes of their sources, constants themselves,
         buffers (the arena's views, fresh outputs) C-contiguous and writeable."""
-        if v.op in ("input", "param"):
+        if v.op in ARGUMENTS:
             return _stand_in(v.shape, v.dtype, writeable=False)
         if v.id in self._consts:
             return self._consts[v.id]

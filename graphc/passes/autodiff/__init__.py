@@ -13,12 +13,10 @@ through float values; ops the op table marks non-differentiable pass none.
 from ...errors import DTypeError, GraphError, ShapeError
 from ...ir import dtypes as dt
 from ...ir.graph import Value
-from ...ir.ops import OPS
+from ...ir.ops import OPS, SOURCES
 from ..simplify import simplify as _simplify
 from .jvp import JVP
 from .vjp import VJP, zeros_like
-
-_SOURCES = ("input", "param", "const")
 
 
 def _on_path(graph, wrt, targets) -> set:
@@ -39,12 +37,12 @@ def backprop(graph, seeds: dict, wrt: list) -> list:
     path = _on_path(graph, wrt, seeds)
     ct = dict(seeds)
     for v in reversed(list(graph.nodes)):
-        g = ct.get(v)
-        if g is None or v not in path or v.op in _SOURCES or not OPS[v.op].differentiable:
+        cotangent = ct.get(v)
+        if cotangent is None or v not in path or v.op in SOURCES or not OPS[v.op].differentiable:
             continue
         for i, x in enumerate(v.inputs):
             if x in path and dt.is_float(x.dtype):
-                c = VJP[v.op](v, g, i)
+                c = VJP[v.op](v, cotangent, i)
                 ct[x] = c if x not in ct else ct[x] + c
     return [zeros_like(w) if ct.get(w) is None else ct[w] for w in wrt]
 
@@ -53,7 +51,7 @@ def push_forward(graph, tangents: dict) -> dict:
     """Tangents of every value given ``tangents`` (value -> tangent), appended to ``graph``."""
     tan = dict(tangents)
     for v in list(graph.nodes):
-        if v.op in _SOURCES or not OPS[v.op].differentiable or not dt.is_float(v.dtype):
+        if v.op in SOURCES or not OPS[v.op].differentiable or not dt.is_float(v.dtype):
             continue
         ts = [tan.get(x) if dt.is_float(x.dtype) else None for x in v.inputs]
         if any(t is not None for t in ts):

@@ -12,8 +12,11 @@ import time
 
 import numpy as np
 
-from ..errors import BudgetError, CompileError, GraphcError
-from ..ir import dtypes as dt
+from .compiler import compile
+from .errors import BudgetError, CompileError, GraphcError
+from .ir import dtypes as dt
+from .passes.analysis import activation_ids, forward_ids
+from .passes.budget import Budget
 
 
 def example_arguments(graph, seed: int = 0) -> dict:
@@ -26,8 +29,6 @@ def example_arguments(graph, seed: int = 0) -> dict:
 
 def budget_bytes(graph, budgets) -> list:
     """Budgets as bytes: ints stay, "60%" is that share of the ``none`` plan's planned peak."""
-    from ..passes.pipeline import compile
-
     out, base = [], None
     for b in budgets:
         if isinstance(b, str) and b.endswith("%"):
@@ -60,9 +61,6 @@ def profile_remat(graph, strategies=("none", "sqrt", "mincut"), budgets=(), inpu
     ``repeat`` calls) and the ``executable`` itself. A budget below the least peak any plan
     reaches gives a row with ``feasible`` False, that peak as ``least_peak_bytes`` and None for
     every measured figure, so one infeasible budget does not lose the other rows."""
-    from ..passes.budget import Budget
-    from ..passes.pipeline import compile
-
     if not has_backward(graph):
         raise CompileError(f"{no_backward(graph)}; profile its gradient graph, gc.grad(graph)")
     arrays = example_arguments(graph) if inputs is None else inputs
@@ -97,15 +95,11 @@ def profile_remat(graph, strategies=("none", "sqrt", "mincut"), budgets=(), inpu
 def has_backward(graph) -> bool:
     """Whether a backward reads any forward activation: without one there is nothing to trade,
     and every remat plan is the graph unchanged."""
-    from ..passes.remat import activation_ids, forward_ids
-
     return bool(activation_ids(graph, forward_ids(graph)))
 
 
 def no_backward(graph) -> str:
     """Why remat has nothing to trade in ``graph`` (for which ``has_backward`` is False)."""
-    from ..passes.remat import forward_ids
-
     why = "nothing but its loss reads the forward" if forward_ids(graph) else "no scalar float loss output"
     return f"graph {graph.name!r} has no backward ({why}), so remat has nothing to trade"
 

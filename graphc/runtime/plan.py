@@ -1,0 +1,41 @@
+"""``Plan``: everything the compiler made of a graph, which an executable runs whole."""
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass(frozen=True)
+class Stats:
+    """The plan's figures (``fn.stats`` is this as a dict)."""
+
+    n_kernels: int  # steps that run (loop kernels and library calls)
+    n_loop_kernels: int  # generated kernels
+    n_library_calls: int
+    n_values: int
+    flops: int
+    peak_bytes: int
+    arena_bytes: int
+    saved_bytes: int  # activations kept for the backward
+    recompute_flops: int
+    forward_flops: int
+    remat: str  # the strategy, or "Budget(bytes=N)"
+    remat_note: str  # how a budget search chose the plan
+    target: str
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The rewritten graph, its steps in order, each step's kernel (by step name), the memory
+    plan, the remat rewrite, the figures, the report, and what the backward keeps."""
+
+    graph: object  # the Graph the steps compute
+    steps: list  # scheduled groups (passes.fusion.Group)
+    kernels: dict  # step name -> codegen.KernelSource
+    memory: object  # passes.memory.MemoryPlan
+    remat: object  # passes.remat.Remat
+    stats: Stats
+    report: str
+    residuals: list  # rows: each activation kept ("saved") or recomputed
+    copies: dict = field(default_factory=dict)  # CUDA: output value id -> kernel copying a view or argument

@@ -23,12 +23,12 @@ from .ir.graph import Graph, Value
 from .ir.interpret import evaluate
 from .ir.ops import OPS
 from .ir.serialize import from_json, load, save, to_json
-from .ir.text import from_text, to_text
+from .ir.printing import to_text
+from .ir.text import from_text
 from .ir.verify import verify
 from .passes.autodiff import grad, jvp, vjp
 from .passes.budget import Budget
 from .compiler import compile
 from .passes.simplify import simplify
 from .profile import profile_remat
-
-__version__ = "0.1.0"
+from .version import __version__

@@ -5,12 +5,13 @@ import sys
 
 import numpy as np
 
-from . import __version__, examples
+from . import examples
+from .version import __version__
 from .errors import GraphcError
 from .ir.dot import to_dot
 from .ir.interpret import evaluate
 from .ir.serialize import load, save, to_json
-from .ir.text import to_text
+from .ir.printing import to_text
 from .passes.autodiff import grad
 from .passes.budget import Budget
 from .compiler import TARGETS, compile

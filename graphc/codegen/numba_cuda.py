@@ -28,11 +28,9 @@ import math
 
 from ..errors import CompileError
 from ..ir import dtypes as dt
-from ..ir.ops import INDEXED_VIEWS
-from .numba_cpu import (CTOR, INDEXED_OPS, LOWER, LOWER_INT, MAXIMUM, MINIMUM, UNSIGNED, KernelSource, Reduction,
-                        acc_dtype, acc_init, access, arg_shape, assign, faults, indent, is_literal, literal, loads,
-                        row_point, with_faults)
-from .powers import power_template
+from .kernel import (LOWER, MAXIMUM, MINIMUM, UNSIGNED, Emitter, Kernel, KernelSource, Reduction, acc_dtype,
+                     acc_init, access, arg_shape, elementwise, indent)
+from .literals import CTOR, literal
 
 
 def cuda_module():
@@ -70,28 +68,24 @@ from numba import cuda
 '''
 
 
-# helpers written out in place: device functions would make numba ask the driver for the
-# device while compiling, and PTX could not be checked on a machine without a GPU (cuda_ptx.py)
-_LOWER_CUDA = {**LOWER,
-               "sigmoid": "{one} / ({one} + math.exp(-{0})) if {0} >= {zero} else "
-                          "math.exp({0}) / ({one} + math.exp({0}))",
-               "softplus": "max({0}, {zero}) + math.log1p(math.exp(-abs({0})))"}
-
-
-def cuda_template(v) -> str:
-    """The CUDA lowering of ``v``'s op: libdevice's float32 functions are fast and vectorization
-    is no concern here, so only integer wrapping differs from the plain table."""
-    try:
-        template = _LOWER_CUDA[v.op]
-    except KeyError:
-        raise CompileError(f"%{v.id}: no CUDA lowering for op {v.op!r}") from None
-    if v.op == "pow" and (reduced := power_template(v, fma=False)) is not None:
-        return reduced
-    return LOWER_INT.get(v.op, template) if v.dtype in UNSIGNED else template
-
-
 def _u(n) -> str:
     return f"np.uint64({n})"
+
+
+class CudaEmitter(Emitter):
+    """libdevice's float32 functions are fast and vectorization is no concern here, so the
+    plain table serves but for two helpers, written out in place: device functions would make
+    numba ask the driver for the device while compiling, and PTX could not be checked on a
+    machine without a GPU (cuda_ptx.py). Views are followed through reshapes too."""
+
+    target = "CUDA"
+    lower = {**LOWER,
+             "sigmoid": "{one} / ({one} + math.exp(-{0})) if {0} >= {zero} else "
+                        "math.exp({0}) / ({one} + math.exp({0}))",
+             "softplus": "max({0}, {zero}) + math.log1p(math.exp(-abs({0})))"}
+
+    def through(self, v, index: list) -> tuple:
+        return through(v, index)
 
 
 def through(v, index: list) -> tuple:
@@ -130,20 +124,20 @@ def _unravel(flat: str, shape, names: list) -> list:
     return lines
 
 
-def _kernel(group_name, outputs, bases, in_shapes, out_shapes, lines, launch, extras=(),
-            checked=None) -> KernelSource:
-    """The kernel's source and call: outputs ``o<k>``, base arrays ``a<k>``, then ``extras``
-    ((name, dtype, size): zeroed scratch the runtime allocates with the arena; ``err`` added
-    when ``checked``, the kernel's faults, has any), launched as ``launch`` = (blocks, threads),
-    each an int or a tuple."""
-    args, checks = with_faults([f"o{k}" for k in range(len(outputs))] + [f"a{k}" for k in range(len(bases))]
-                            + [e[0] for e in extras], checked)
+CUDA = CudaEmitter()
+
+
+def _kernel(name, kernel: Kernel, outputs, out_shapes, lines, launch, *, extras=(), checked=None,
+            flat=False) -> KernelSource:
+    """The kernel ``name`` whose body is ``lines``: outputs ``o<k>``, base arrays ``a<k>`` (whole,
+    or ``flat``), then ``extras`` ((name, dtype, size): zeroed scratch the runtime allocates with
+    the arena; ``err`` added when ``checked``, the kernel's faults, has any), launched as
+    ``launch`` = (blocks, threads), each an int or a tuple."""
+    args, extras = kernel.arguments(len(outputs), checked, extras)
     head = ["@cuda.jit(cache=True)", f"def kernel({', '.join(args)}):"]
     src = PRELUDE.format(math=MATH[simulator()]) + "\n\n" + "\n".join(head + indent(lines, 1)) + "\n"
-    ks = KernelSource(group_name, src, list(outputs), bases, in_shapes, out_shapes, list(extras) + list(checks),
-                      checked)
-    ks.launch = launch
-    return ks
+    return KernelSource(name, src, list(outputs), kernel.bases, [arg_shape(b, flat) for b in kernel.bases],
+                        out_shapes, list(extras), checked or {}, launch=launch)
 
 
 def _grid_stride(n: int, threads: int, max_blocks: int) -> tuple[list, int]:
@@ -153,20 +147,11 @@ def _grid_stride(n: int, threads: int, max_blocks: int) -> tuple[list, int]:
 
 
 def elementwise_kernel(group, leaves, threads, max_blocks) -> KernelSource:
-    shape = group.roots[0].shape
-    flat = all(leaf.op not in INDEXED_VIEWS and leaf.op != "reshape"
-               or is_literal(through(leaf, ["0"] * leaf.ndim)[0]) for leaf in leaves)
-    flat = flat and not any(v.op in INDEXED_OPS for v in group.values)
-    domain = (math.prod(shape),) if flat or not shape else shape
-    index = [f"i{a}" for a in range(len(domain))]
-    names, bases = {}, []
-    hoisted, point = loads(leaves, names, index, bases, through=through)
-    point += assign(group.values, names, cuda_template, index)
-    point += [f"o{k}[{', '.join(index)}] = {names[r.id]}" for k, r in enumerate(group.roots)]
-    loop, blocks = _grid_stride(math.prod(domain), threads, max_blocks)
-    lines = hoisted + loop + indent(_unravel("k", domain, index) + point + ["k += step"], 1)
-    return _kernel(group.name, group.roots, bases, [arg_shape(b, flat) for b in bases],
-                   [domain] * len(group.roots), lines, (blocks, threads), checked=faults(group.values))
+    e = elementwise(CUDA, group, leaves)
+    loop, blocks = _grid_stride(math.prod(e.domain), threads, max_blocks)
+    lines = e.hoisted + loop + indent(_unravel("k", e.domain, e.index) + e.point + ["k += step"], 1)
+    return _kernel(group.name, e.kernel, group.roots, [e.domain] * len(group.roots), lines, (blocks, threads),
+                   checked=e.checked, flat=e.flat)
 
 
 _COMBINE = {"sum": "{0} + {1}", "max": MAXIMUM, "min": MINIMUM}
@@ -183,97 +168,103 @@ def _tree(op: str, threads: int) -> list:
     return lines + ["acc = sh[0]", "cuda.syncthreads()"]
 
 
+class _ReductionKernel:
+    """One block per result element (``parts`` blocks each for few, long results): each thread
+    accumulates a strided share of the reduced elements, computing and storing the prologue
+    on the way; the block combines the shares by a tree; with parts, the last block to finish
+    combines the partials in order; then the epilogue, and the row pass over the row."""
+
+    def __init__(self, group, leaves, threads, max_blocks):
+        self.name = group.name
+        r = self.r = Reduction(group, leaves, zero=_u(0))
+        self.n_out = math.prod(r.domain[a] for a in r.kept)
+        self.n_red = math.prod(r.domain[a] for a in r.axes)
+        self.threads = min(threads, max(32, 1 << max(self.n_red - 1, 0).bit_length()))  # short rows: smaller blocks
+        self.parts = max(1, min(-(-MIN_BLOCKS // max(self.n_out, 1)), -(-self.n_red // (self.threads * 4))))
+        self.blocks = max(1, min(self.n_out * self.parts, max_blocks))
+        self.kernel = Kernel(CUDA)
+        self.hoisted, self.point, self.reduced = r.prologue_point(self.kernel)
+        self.combine = _COMBINE[r.root.op]
+        self.red_shape = [r.domain[a] for a in r.axes]
+        self.red_index = [f"i{a}" for a in r.axes]
+        self.leaves = leaves
+
+    def source(self) -> KernelSource:
+        r, threads, parts = self.r, self.threads, self.parts
+        lines = [f"sh = cuda.shared.array({threads}, dtype=np.{acc_dtype(r.root)})",
+                 "t = np.uint64(cuda.threadIdx.x)", "w = np.uint64(cuda.blockIdx.x)",
+                 f"while w < {_u(self.n_out * parts)}:"]
+        finish, extras = self.finish(), ()
+        if parts > 1:  # leave this block's partial; the last of a result's blocks combines them all
+            extras = (("part", acc_dtype(r.root), self.n_out * parts), ("ticket", "uint32", self.n_out))
+            lines.insert(1, "last = cuda.shared.array(1, dtype=np.int32)")
+            finish = self.last_block(finish)
+        lines += indent(self.share() + finish + ["w += np.uint64(cuda.gridDim.x)"], 1)
+        return _kernel(self.name, self.kernel, r.outputs, r.out_shapes, self.hoisted + lines,
+                       (self.blocks, threads), extras=extras, checked=r.checked)
+
+    def share(self) -> list:
+        """This thread's share of result ``q``'s reduced elements, into ``acc``, then the tree."""
+        r, parts = self.r, self.parts
+        accumulate = f"acc = {self.combine.format('acc', f'np.{acc_dtype(r.root)}({self.reduced})')}"
+        share = ["q = w" if parts == 1 else f"q = w // {_u(parts)}"]
+        share += _unravel("q", [r.domain[a] for a in r.kept], [f"i{a}" for a in r.kept]) if r.kept else []
+        if parts == 1:
+            share += ["r = t", f"while r < {_u(self.n_red)}:"]
+        else:
+            chunk = -(-self.n_red // parts)
+            share += [f"p = w % {_u(parts)}", f"r = p * {_u(chunk)} + t",
+                      f"while r < min(p * {_u(chunk)} + {_u(chunk)}, {_u(self.n_red)}):"]
+        share = [f"acc = {acc_init(r.root)}"] + share
+        share += indent(_unravel("r", self.red_shape, self.red_index) + self.point
+                        + [accumulate, f"r += {_u(self.threads)}"], 1)
+        return share + ["sh[t] = acc"] + _tree(r.root.op, self.threads)
+
+    def finish(self) -> list:
+        """The result, the epilogue (thread 0 stores them) and the row pass, split across the
+        block's threads."""
+        r, kernel = self.r, self.kernel
+        finish = [f"v{r.root.id} = {CTOR[r.root.dtype]}(acc)", "if t == 0:", f"    o0[{r.out_index}] = v{r.root.id}"]
+        finish += r.epilogue_lines(kernel)
+        finish += ["if t == 0:"] + indent(kernel.store(r.finals, r.out_arg, r.result_index), 1)
+        finish += ["    pass"] if not r.finals else []
+        if r.row:
+            point = kernel.row_point(r, self.leaves, r.index)
+            finish += (["cuda.syncthreads()", "r = t", f"while r < {_u(math.prod(self.red_shape))}:"]
+                       + indent(_unravel("r", self.red_shape, self.red_index) + point
+                                + [f"r += {_u(self.threads)}"], 1))
+        return finish
+
+    def last_block(self, finish: list) -> list:
+        """``finish`` run by the last of a result's blocks, after combining all their partials."""
+        r, parts, threads = self.r, self.parts, self.threads
+        return (["if t == 0:", "    part[w] = acc", "cuda.threadfence()", "if t == 0:",
+                 f"    last[0] = 1 if cuda.atomic.add(ticket, q, np.uint32(1)) == np.uint32({parts - 1}) else 0",
+                 "cuda.syncthreads()",
+                 "if last[0] != 0:"]
+                + indent([f"acc = {acc_init(r.root)}", "j = t", f"while j < {_u(parts)}:",
+                          f"    acc = {self.combine.format('acc', f'part[q * {_u(parts)} + j]')}",
+                          f"    j += {_u(threads)}", "sh[t] = acc"] + _tree(r.root.op, threads)
+                         + ["if t == 0:", "    ticket[q] = 0"] + finish, 1))
+
+
 def reduction_kernel(group, leaves, threads, max_blocks) -> KernelSource:
-    r = Reduction(group, leaves, zero=_u(0))
-    root, x, domain, axes, kept, index = r.root, r.x, r.domain, r.axes, r.kept, r.index
-    n_out, n_red = math.prod(domain[a] for a in kept), math.prod(domain[a] for a in axes)
-    threads = min(threads, max(32, 1 << max(n_red - 1, 0).bit_length()))  # short rows: smaller blocks
-    parts = max(1, min(-(-MIN_BLOCKS // max(n_out, 1)), -(-n_red // (threads * 4))))
-    out_arg, names, bases = r.out_arg, {}, []
-    pro_leaves, epi_leaves, prologue, epilogue, stored, finals = (r.pro_leaves, r.epi_leaves, r.prologue,
-                                                                  r.epilogue, r.stored, r.finals)
-    hoisted, point = loads(pro_leaves, names, index, bases, through=through)
-    point += assign(prologue, names, cuda_template, index)
-    point += [f"{out_arg[v.id]}[{', '.join(index)}] = {names[v.id]}" for v in stored]
-    reduced = names[x.id]
-    combine = _COMBINE[root.op]
-    accumulate = f"acc = {combine.format('acc', f'np.{acc_dtype(root)}({reduced})')}"
-
-    red_shape = [domain[a] for a in axes]
-    red_index = [f"i{a}" for a in axes]
-    lines = [f"sh = cuda.shared.array({threads}, dtype=np.{acc_dtype(root)})",
-             "t = np.uint64(cuda.threadIdx.x)", "w = np.uint64(cuda.blockIdx.x)",
-             f"while w < {_u(n_out * parts)}:"]
-    share = ["q = w" if parts == 1 else f"q = w // {_u(parts)}"]
-    share += _unravel("q", [domain[a] for a in kept], [f"i{a}" for a in kept]) if kept else []
-    if parts == 1:
-        share += ["r = t", f"while r < {_u(n_red)}:"]
-    else:
-        chunk = -(-n_red // parts)
-        share += [f"p = w % {_u(parts)}", f"r = p * {_u(chunk)} + t",
-                  f"while r < min(p * {_u(chunk)} + {_u(chunk)}, {_u(n_red)}):"]
-    share = [f"acc = {acc_init(root)}"] + share
-    share += indent(_unravel("r", red_shape, red_index) + point + [accumulate, f"r += {_u(threads)}"], 1)
-    share += ["sh[t] = acc"] + _tree(root.op, threads)
-
-    names[root.id] = f"v{root.id}"
-    finish = [f"v{root.id} = {CTOR[root.dtype]}(acc)", "if t == 0:", f"    o0[{r.out_index}] = v{root.id}"]
-    finish += sum(loads(epi_leaves, names, r.result_index, bases, prefix="e", through=through), [])
-    finish += assign(epilogue, names, cuda_template, r.result_index)
-    finish += ["if t == 0:"] + [f"    {out_arg[v.id]}[{', '.join(r.result_index)}] = {names[v.id]}" for v in finals]
-    finish += ["    pass"] if not finals else []
-    if group.row:
-        finish += _row_pass(group, leaves, names, index, bases, out_arg, stored, red_shape, red_index, threads)
-    extras = ()
-    if parts > 1:  # leave this block's partial; the last of a result's blocks combines them all
-        extras = (("part", acc_dtype(root), n_out * parts), ("ticket", "uint32", n_out))
-        lines.insert(1, "last = cuda.shared.array(1, dtype=np.int32)")
-        finish = (["if t == 0:", "    part[w] = acc", "cuda.threadfence()", "if t == 0:",
-                   f"    last[0] = 1 if cuda.atomic.add(ticket, q, np.uint32(1)) == np.uint32({parts - 1}) else 0",
-                   "cuda.syncthreads()",
-                   "if last[0] != 0:"]
-                  + indent([f"acc = {acc_init(root)}", "j = t", f"while j < {_u(parts)}:",
-                            f"    acc = {combine.format('acc', f'part[q * {_u(parts)} + j]')}",
-                            f"    j += {_u(threads)}", "sh[t] = acc"] + _tree(root.op, threads)
-                           + ["if t == 0:", "    ticket[q] = 0"] + finish, 1))
-    lines += indent(share + finish + ["w += np.uint64(cuda.gridDim.x)"], 1)
-    blocks = max(1, min(n_out * parts, max_blocks))
-    return _kernel(group.name, r.outputs, bases, [arg_shape(b, False) for b in bases], r.out_shapes,
-                   hoisted + lines, (blocks, threads), extras, faults(group.values))
-
-
-def _row_pass(group, leaves, names, index, bases, out_arg, stored, red_shape, red_index, threads) -> list:
-    """The row epilogue: the block's threads walk the reduced elements again."""
-    point = row_point(group, leaves, names, index, bases, out_arg, stored, cuda_template, through)
-    return (["cuda.syncthreads()", "r = t", f"while r < {_u(math.prod(red_shape))}:"]
-            + indent(_unravel("r", red_shape, red_index) + point + [f"r += {_u(threads)}"], 1))
+    return _ReductionKernel(group, leaves, threads, max_blocks).source()
 
 
 # ---------------------------------------------------------------- library steps
 
 
-def _read(v, index: list, bases: list) -> str:
-    """An expression reading value ``v`` at ``index`` (through its views) from argument ``a<k>``."""
-    base, at = through(v, index)
-    if is_literal(base):
-        return literal(base.attrs["value"][()], base.dtype)
-    k = next((j for j, b in enumerate(bases) if b is base), len(bases))
-    if k == len(bases):
-        bases.append(base)
-    return f"a{k}[{', '.join(at) or '0'}]"
-
-
-def _pointwise(v, lines_at, threads, max_blocks, checked=None) -> KernelSource:
-    """A kernel with one thread per element of ``v``: ``lines_at(index, bases)`` computes
+def _pointwise(name, v, lines_at, threads, max_blocks, checked=None) -> KernelSource:
+    """A kernel with one thread per element of ``v``: ``lines_at(index, kernel)`` computes
     ``res`` at ``index`` (unsigned indices ``i0``..)."""
     shape = v.shape or (1,)
     index = [f"i{a}" for a in range(len(shape))]
-    bases = []
-    point = lines_at(index[:v.ndim], bases)
+    kernel = Kernel(CUDA)
+    point = lines_at(index[:v.ndim], kernel)
     loop, blocks = _grid_stride(math.prod(shape), threads, max_blocks)
     lines = loop + indent(_unravel("k", shape, index) + point + [f"o0[{', '.join(index)}] = res", "k += step"], 1)
-    return _kernel(None, [v], bases, [arg_shape(b, False) for b in bases], [shape], lines,
-                   (blocks, threads), checked=checked)
+    return _kernel(name, kernel, [v], [shape], lines, (blocks, threads), checked=checked)
 
 
 def _check(v, idx: str, size: int) -> list:
@@ -281,7 +272,7 @@ def _check(v, idx: str, size: int) -> list:
     return [f"if {idx} < 0 or {idx} >= {size}:", f"    err[0] = {v.id + 1}", f"    err[1] = {idx}", f"    {idx} = 0"]
 
 
-def _concat(v, index, bases):
+def _concat(v, index, kernel):
     axis, lines, start = v.attrs["axis"], [], 0
     for n, x in enumerate(v.inputs):
         stop = start + x.shape[axis]
@@ -289,14 +280,14 @@ def _concat(v, index, bases):
         at[axis] = f"({index[axis]} - {_u(start)})" if start else index[axis]
         head = "if" if n == 0 else ("elif" if n < len(v.inputs) - 1 else "else")
         lines += [f"{head} {index[axis]} < {_u(stop)}:" if head != "else" else "else:",
-                  f"    res = {_read(x, at, bases)}"]
+                  f"    res = {kernel.read(x, at)}"]
         start = stop
     if len(v.inputs) == 1:
-        lines = [f"res = {_read(v.inputs[0], index, bases)}"]
+        lines = [f"res = {kernel.read(v.inputs[0], index)}"]
     return lines
 
 
-def _pad(v, index, bases):
+def _pad(v, index, kernel):
     (x,) = v.inputs
     conds, at = [], []
     for i, n, lo, gap in zip(index, x.shape, v.attrs["low"], v.attrs["interior"]):
@@ -305,19 +296,19 @@ def _pad(v, index, bases):
         at.append(f"({i} - {_u(lo)}) // {_u(s)}")
     inside = " and ".join(f"({c})" for c in conds) or "True"
     zero = literal(0, v.dtype)
-    return [f"res = {zero}", f"if {inside}:", f"    res = {_read(x, at, bases)}"]
+    return [f"res = {zero}", f"if {inside}:", f"    res = {kernel.read(x, at)}"]
 
 
-def _take(v, index, bases):
+def _take(v, index, kernel):
     x, idx = v.inputs
     axis = v.attrs["axis"]
     at = list(index)
     at[axis] = "np.uint64(j)"
-    return ([f"j = np.int64({_read(idx, index, bases)})"] + _check(v, "j", x.shape[axis])
-            + [f"res = {_read(x, at, bases)}"])
+    return ([f"j = np.int64({kernel.read(idx, index)})"] + _check(v, "j", x.shape[axis])
+            + [f"res = {kernel.read(x, at)}"])
 
 
-def _scatter(v, index, bases):
+def _scatter(v, index, kernel):
     upd, idx = v.inputs
     axis = v.attrs["axis"]
     at = list(index)
@@ -326,13 +317,13 @@ def _scatter(v, index, bases):
     u = UNSIGNED.get(v.dtype)
     add = "acc + np.float64(u)" if dt.is_float(v.dtype) else f"{CTOR[v.dtype]}({u}(acc) + {u}(u))"
     return ([f"acc = {acc}(0)", f"for m in range({_u(upd.shape[axis])}):",
-             f"    j = np.int64({_read(idx, at, bases)})"]
+             f"    j = np.int64({kernel.read(idx, at)})"]
             + indent(_check(v, "j", v.attrs["size"]), 1)
-            + [f"    if np.uint64(j) == {index[axis]}:", f"        u = {_read(upd, at, bases)}",
+            + [f"    if np.uint64(j) == {index[axis]}:", f"        u = {kernel.read(upd, at)}",
                f"        acc = {add}", f"res = {CTOR[v.dtype]}(acc)"])
 
 
-def _arg(v, index, bases):
+def _arg(v, index, kernel):
     (x,) = v.inputs
     axis, keep = v.attrs["axis"], v.attrs["keepdims"]
     outer = list(index) if keep else index[:axis] + ["0"] + index[axis:]
@@ -341,8 +332,8 @@ def _arg(v, index, bases):
     better = ">" if v.op == "argmax" else "<"
     nan = " or y != y" if dt.is_float(x.dtype) else ""
     still = "best == best and " if dt.is_float(x.dtype) else ""
-    return ([f"best = {_read(x, first, bases)}", "res = np.int64(0)",
-             f"for m in range(np.uint64(1), {_u(x.shape[axis])}):", f"    y = {_read(x, at, bases)}",
+    return ([f"best = {kernel.read(x, first)}", "res = np.int64(0)",
+             f"for m in range(np.uint64(1), {_u(x.shape[axis])}):", f"    y = {kernel.read(x, at)}",
              f"    if {still}(y {better} best{nan}):", "        best = y", "        res = np.int64(m)"])
 
 
@@ -352,7 +343,7 @@ _CHECKED = {"take_along_axis": lambda v: v.inputs[0].shape[v.attrs["axis"]],
             "scatter_add": lambda v: v.attrs["size"]}
 
 
-def matmul_kernel(v, side: int, reach: int) -> KernelSource:
+def matmul_kernel(name, v, side: int, reach: int) -> KernelSource:
     """A ``side`` x ``side`` block computes a tile of ``side * reach`` squared results, each
     thread ``reach`` x ``reach`` of them (rows ``ty + side * r``, columns ``tx + side * c``) in
     named accumulators, so they live in registers. K advances ``side`` at a time through two
@@ -364,7 +355,7 @@ def matmul_kernel(v, side: int, reach: int) -> KernelSource:
     nb = math.prod(batch)
     bidx = [f"b{k}" for k in range(len(batch))]
     edge = side * reach
-    bases = []
+    kernel = Kernel(CUDA)
     zero = literal(0, v.dtype)
     rows = [f"ty + {_u(side * r)}" for r in range(reach)]
     cols = [f"tx + {_u(side * c)}" for c in range(reach)]
@@ -378,11 +369,11 @@ def matmul_kernel(v, side: int, reach: int) -> KernelSource:
     loop = []
     for r, row in enumerate(rows):
         loop += [f"if i0 + {row} < {_u(m)} and k0 + tx < {_u(kdim)}:",
-                 f"    sa[tx, {row}] = {_read(a, bidx + [f'i0 + {row}', 'k0 + tx'], bases)}",
+                 f"    sa[tx, {row}] = {kernel.read(a, bidx + [f'i0 + {row}', 'k0 + tx'])}",
                  "else:", f"    sa[tx, {row}] = {zero}"]
     for c, col in enumerate(cols):
         loop += [f"if k0 + ty < {_u(kdim)} and j0 + {col} < {_u(n)}:",
-                 f"    sb[ty, {col}] = {_read(b, bidx + ['k0 + ty', f'j0 + {col}'], bases)}",
+                 f"    sb[ty, {col}] = {kernel.read(b, bidx + ['k0 + ty', f'j0 + {col}'])}",
                  "else:", f"    sb[ty, {col}] = {zero}"]
     step = [f"fa{r} = sa[kk, {row}]" for r, row in enumerate(rows)]  # (a<k>, b<k> name arguments, batch indices)
     step += [f"fb{c} = sb[kk, {col}]" for c, col in enumerate(cols)]
@@ -395,29 +386,26 @@ def matmul_kernel(v, side: int, reach: int) -> KernelSource:
                       f"    o0[{', '.join(bidx + [f'i0 + {row}', f'j0 + {col}'])}] = {CTOR[v.dtype]}(c{r}_{c})"]
     lines += indent(inner + ["z += np.uint64(cuda.gridDim.z)"], 1)
     launch = ((-(-n // edge), -(-m // edge), max(1, min(nb, MAX_BLOCKS))), (side, side))
-    return _kernel(None, [v], bases, [arg_shape(x, False) for x in bases], [v.shape], lines, launch)
+    return _kernel(name, kernel, [v], [v.shape], lines, launch)
 
 
 def view_copy_kernel(v, threads=THREADS, max_blocks=MAX_BLOCKS) -> KernelSource:
     """Copy ``v`` (a view, an argument or a constant) into a buffer of its own: for outputs."""
-    return _pointwise(v, lambda index, bases: [f"res = {_read(v, index, bases)}"], threads, max_blocks)
+    return _pointwise(None, v, lambda index, kernel: [f"res = {kernel.read(v, index)}"], threads, max_blocks)
 
 
 def library_kernel(group, threads, max_blocks) -> KernelSource:
     (v,) = group.roots
     if v.op == "matmul":
         side = math.isqrt(threads)
-        ks = matmul_kernel(v, side, min(REACH, side))
-    else:
-        try:
-            rule = _POINTWISE[v.op]
-        except KeyError:
-            raise CompileError(f"%{v.id}: no CUDA lowering for op {v.op!r}") from None
-        checked = ({v.id + 1: f"%{v.id} ({v.op}): index {{}} is out of range [0, {_CHECKED[v.op](v)})"}
-                   if v.op in _CHECKED else None)
-        ks = _pointwise(v, lambda index, bases: rule(v, index, bases), threads, max_blocks, checked)
-    ks.name = group.name
-    return ks
+        return matmul_kernel(group.name, v, side, min(REACH, side))
+    try:
+        rule = _POINTWISE[v.op]
+    except KeyError:
+        raise CompileError(f"%{v.id}: no CUDA lowering for op {v.op!r}") from None
+    checked = ({v.id + 1: f"%{v.id} ({v.op}): index {{}} is out of range [0, {_CHECKED[v.op](v)})"}
+               if v.op in _CHECKED else None)
+    return _pointwise(group.name, v, lambda index, kernel: rule(v, index, kernel), threads, max_blocks, checked)
 
 
 def kernel_source(group, leaves, threads: int = THREADS, max_blocks: int = MAX_BLOCKS) -> KernelSource:

@@ -318,3 +318,54 @@ def scatter_add(updates, indices, axis, size) -> Value:
 def one_hot(labels, depth: int, dtype="float32") -> Value:
     """Integer labels -> one-hot vectors of length ``depth`` on a new last axis."""
     return _node("one_hot", [_value("one_hot", labels)], depth=depth, dtype=dt.canonical(dtype))
+
+
+# ---------------------------------------------------------------- operators on values
+
+
+class _Operators:
+    """What ``x @ w + b``, ``-x``, ``x[0, 1:]``, ``x.T`` and ``x.sum()`` build: set on ``Value``
+    below (as JAX sets its tracers' operators), since ``Value`` must exist before the builder."""
+
+    def __add__(self, o): return add(self, o)
+    def __radd__(self, o): return add(o, self)
+    def __sub__(self, o): return sub(self, o)
+    def __rsub__(self, o): return sub(o, self)
+    def __mul__(self, o): return mul(self, o)
+    def __rmul__(self, o): return mul(o, self)
+    def __truediv__(self, o): return div(self, o)
+    def __rtruediv__(self, o): return div(o, self)
+    def __pow__(self, o): return pow(self, o)
+    def __rpow__(self, o): return pow(o, self)
+    def __matmul__(self, o): return matmul(self, o)
+    def __rmatmul__(self, o): return matmul(o, self)
+    def __neg__(self): return neg(self)
+    def __pos__(self): return self
+    def __abs__(self): return abs(self)
+    def __lt__(self, o): return lt(self, o)
+    def __le__(self, o): return le(self, o)
+    def __gt__(self, o): return gt(self, o)
+    def __ge__(self, o): return ge(self, o)
+    def __eq__(self, o): return eq(self, o)  # noqa: E704
+    def __ne__(self, o): return ne(self, o)
+    def __getitem__(self, index): return getitem(self, index)
+
+    @property
+    def T(self):
+        return transpose(self)
+
+    def sum(self, axis=None, keepdims=False): return sum(self, axis, keepdims)
+    def mean(self, axis=None, keepdims=False): return mean(self, axis, keepdims)
+    def max(self, axis=None, keepdims=False): return max(self, axis, keepdims)
+    def min(self, axis=None, keepdims=False): return min(self, axis, keepdims)
+    def reshape(self, *shape): return reshape(self, shape[0] if len(shape) == 1 else shape)
+    def transpose(self, *axes):
+        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+            axes = axes[0]
+        return transpose(self, axes or None)
+    def astype(self, dtype): return cast(self, dtype)
+
+
+for _name, _member in vars(_Operators).items():  # (not __hash__, which defining __eq__ set to None)
+    if _name not in ("__module__", "__qualname__", "__doc__", "__dict__", "__weakref__", "__hash__"):
+        setattr(Value, _name, _member)

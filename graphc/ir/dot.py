@@ -2,7 +2,7 @@
 
 from ..errors import GraphError
 from .ops import ARGUMENTS
-from .text import format_array, format_type
+from .printing import format_array, format_type
 
 _STYLE = {
     "input": 'shape=box, style="filled,rounded", fillcolor="#cfe2ff"',

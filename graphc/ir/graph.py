@@ -13,12 +13,14 @@ import numpy as np
 from ..errors import GraphError
 from . import dtypes as dt
 from .names import check_name
-from .ops import OPS, TensorType, check_attrs
+from .ops import ARGUMENTS, OPS, TensorType, check_attrs
+from .printing import format_value, to_text
 from .shapes import check_type
 
 
 class Value:
-    """A symbolic array in a graph. Operators build new nodes: ``x @ w + b``, ``-x``, ``x[0, 1:]``."""
+    """A symbolic array in a graph. Operators build new nodes: ``x @ w + b``, ``-x``, ``x[0, 1:]``
+    (the builder, ``build.py``, which needs this class first, gives it them)."""
 
     __slots__ = ("graph", "id", "op", "inputs", "attrs", "shape", "dtype")
     __array_ufunc__ = None  # numpy defers to our reflected operators: np_array + value works
@@ -43,11 +45,9 @@ class Value:
     @property
     def name(self) -> str | None:
         """The name of an input or param, else None."""
-        return self.attrs.get("name") if self.op in ("input", "param") else None
+        return self.attrs.get("name") if self.op in ARGUMENTS else None
 
     def __repr__(self):
-        from .text import format_value
-
         return f"<Value {format_value(self)} in graph {self.graph.name}>"
 
     def __bool__(self):
@@ -60,51 +60,6 @@ class Value:
 
     def __iter__(self):
         return (self[i] for i in range(len(self)))
-
-    # Operators delegate to the builder (imported late: the builder imports this module).
-    def __add__(self, o): return _b().add(self, o)
-    def __radd__(self, o): return _b().add(o, self)
-    def __sub__(self, o): return _b().sub(self, o)
-    def __rsub__(self, o): return _b().sub(o, self)
-    def __mul__(self, o): return _b().mul(self, o)
-    def __rmul__(self, o): return _b().mul(o, self)
-    def __truediv__(self, o): return _b().div(self, o)
-    def __rtruediv__(self, o): return _b().div(o, self)
-    def __pow__(self, o): return _b().pow(self, o)
-    def __rpow__(self, o): return _b().pow(o, self)
-    def __matmul__(self, o): return _b().matmul(self, o)
-    def __rmatmul__(self, o): return _b().matmul(o, self)
-    def __neg__(self): return _b().neg(self)
-    def __pos__(self): return self
-    def __abs__(self): return _b().abs(self)
-    def __lt__(self, o): return _b().lt(self, o)
-    def __le__(self, o): return _b().le(self, o)
-    def __gt__(self, o): return _b().gt(self, o)
-    def __ge__(self, o): return _b().ge(self, o)
-    def __eq__(self, o): return _b().eq(self, o)  # noqa: E704
-    def __ne__(self, o): return _b().ne(self, o)
-    def __getitem__(self, index): return _b().getitem(self, index)
-
-    @property
-    def T(self):
-        return _b().transpose(self)
-
-    def sum(self, axis=None, keepdims=False): return _b().sum(self, axis, keepdims)
-    def mean(self, axis=None, keepdims=False): return _b().mean(self, axis, keepdims)
-    def max(self, axis=None, keepdims=False): return _b().max(self, axis, keepdims)
-    def min(self, axis=None, keepdims=False): return _b().min(self, axis, keepdims)
-    def reshape(self, *shape): return _b().reshape(self, shape[0] if len(shape) == 1 else shape)
-    def transpose(self, *axes):
-        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
-            axes = axes[0]
-        return _b().transpose(self, axes or None)
-    def astype(self, dtype): return _b().cast(self, dtype)
-
-
-def _b():
-    from . import build
-
-    return build
 
 
 class Graph:
@@ -227,6 +182,4 @@ class Graph:
                 f"{len(self.nodes)} values, outputs {list(self.outputs)}>")
 
     def __str__(self):
-        from .text import to_text
-
         return to_text(self)

@@ -21,7 +21,8 @@ from .assemble import OutputRecord, Record, assemble, const_array
 from .names import check_name
 from .ops import OPS, TensorType
 from .shapes import check_type
-from .text import format_scalar, from_text, unknown_op
+from .printing import format_scalar
+from .text import from_text, unknown_op
 
 FORMAT = "graphc-ir"
 VERSION = 1

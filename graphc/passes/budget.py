@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 
 from ..errors import BudgetError, CompileError
 from ..ir.ops import flops
-from ..ir.text import to_text
+from ..ir.printing import to_text
 from .analysis import activation_ids, forward_ids, marks, spine
 from .remat import Remat, rematerialize, rewrite, unchanged
 

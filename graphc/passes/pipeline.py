@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from ..ir.graph import Graph
 from ..ir.ops import VIEWS
-from ..ir.text import to_text
+from ..ir.printing import to_text
 from ..ir.verify import verify
 from .analysis import forward_ids
 from .budget import Budget, search

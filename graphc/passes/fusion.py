@@ -232,26 +232,26 @@ def fuse(graph, fuse: bool = True, apart=()) -> Fusion:
 def _keep_local(groups, users, materialized) -> None:
     """A value given a buffer so that several kernels could share it needs none when merging
     put every reader in its own kernel: it stays a local of the loop (GELU's tanh: 64 MB)."""
-    read_outside = set().union(*(group_reads(g) for g in groups))
-    for g in groups:
-        if g.kind is not StepKind.LOOP:
+    read_outside = set().union(*(group_reads(group) for group in groups))
+    for group in groups:
+        if group.kind is not StepKind.LOOP:
             continue
-        inside = {v.id for v in g.values}
-        later = {i.id for v in g.row for i in v.inputs}
-        later |= {i.id for v in g.values if v.id in g.epilogue for i in v.inputs}
-        row = {v.id for v in g.row}
-        for root in list(g.roots):
+        inside = {v.id for v in group.values}
+        later = {i.id for v in group.row for i in v.inputs}
+        later |= {i.id for v in group.values if v.id in group.epilogue for i in v.inputs}
+        row = {v.id for v in group.row}
+        for root in list(group.roots):
             why = materialized.get(root.id)
             if (why is None or not why.for_sharing
-                    or root is g.reduction or root.id in g.epilogue
+                    or root is group.reduction or root.id in group.epilogue
                     or root.id in read_outside or any(u.id not in inside for u in users[root.id])
                     or (root.id in later and root.id not in row)):
                 continue
-            g.roots = [r for r in g.roots if r.id != root.id]
+            group.roots = [r for r in group.roots if r.id != root.id]
             if root.id not in row:
-                g.inlined = sorted([*g.inlined, root], key=lambda v: v.id)
+                group.inlined = sorted([*group.inlined, root], key=lambda v: v.id)
             del materialized[root.id]
-            g.reasons.append(f"%{root.id} {root.op}: every reader is in this kernel, so it needs no buffer")
+            group.reasons.append(f"%{root.id} {root.op}: every reader is in this kernel, so it needs no buffer")
 
 
 def _how_to_merge(first: Group, later: Group, first_bases: set, reads: set, later_bases: set) -> Merge | None:
@@ -289,11 +289,11 @@ def _bases(group, reads) -> set:
     return bases
 
 
-def _row_reduction(g) -> bool:
+def _row_reduction(group) -> bool:
     """A reduction kernel whose reduced axes are the innermost: one contiguous row per result."""
-    if g.reduction is None or g.row:
+    if group.reduction is None or group.row:
         return False
-    axes, rank = g.reduction.attrs["axes"], len(g.domain)
+    axes, rank = group.reduction.attrs["axes"], len(group.domain)
     return 0 < len(axes) < rank and tuple(axes) == tuple(range(rank - len(axes), rank))
 
 
@@ -308,54 +308,54 @@ def _viewed(v, ids) -> bool:
 
 def _merge(groups, apart: list) -> list:
     """Merge loop kernels pairwise (see the module docstring) while no kernel sits between."""
-    producer = {v.id: i for i, g in enumerate(groups) for v in g.roots}
+    producer = {v.id: i for i, group in enumerate(groups) for v in group.roots}
     deps = _Deps(len(groups))
-    for i, g in enumerate(groups):
-        for leaf in group_reads(g):
+    for i, group in enumerate(groups):
+        for leaf in group_reads(group):
             if leaf in producer:
                 deps.add_edge(producer[leaf], i)
     merged = {}  # group index -> index of the group it joined
-    reads = [group_reads(g) for g in groups]
-    bases = [_bases(g, r) for g, r in zip(groups, reads)]
+    reads = [group_reads(group) for group in groups]
+    bases = [_bases(group, r) for group, r in zip(groups, reads)]
     # every merge needs an array read in common or a read of the earlier kernel's values, so
     # only kernels found through these two indexes are tried (a superset: stale entries stay)
     readers, owner = {}, {}
-    for k, g in enumerate(groups):
+    for k, group in enumerate(groups):
         for b in bases[k]:
             readers.setdefault(b, set()).add(k)
-        owner.update((v.id, k) for v in g.values)
-    for i, g in enumerate(groups):
+        owner.update((v.id, k) for v in group.values)
+    for i, group in enumerate(groups):
         near = {k for b in bases[i] for k in readers.get(b, ())}
         near |= {owner[r] for r in reads[i] | bases[i] if r in owner}
         for j in sorted(k for k in near if k < i):
             if j in merged:
                 continue
-            how = _how_to_merge(groups[j], g, bases[j], reads[i], bases[i])
+            how = _how_to_merge(groups[j], group, bases[j], reads[i], bases[i])
             if how is None:
                 continue
-            if len(groups[j].values) + len(g.values) > MAX_KERNEL_OPS:
-                g.reasons.append(f"not merged with {groups[j].name} ({how}): together they would compute "
+            if len(groups[j].values) + len(group.values) > MAX_KERNEL_OPS:
+                group.reasons.append(f"not merged with {groups[j].name} ({how}): together they would compute "
                                  f"over {MAX_KERNEL_OPS} ops")
                 continue
-            if apart and _apart(groups[j], g, apart):
-                g.reasons.append(f"not merged with {groups[j].name} ({how}): rematerialization keeps "
+            if apart and _apart(groups[j], group, apart):
+                group.reasons.append(f"not merged with {groups[j].name} ({how}): rematerialization keeps "
                                  f"the forward, a segment's re-run and the backward's recomputations apart")
                 continue
             views = _views_between(groups, deps, j, i) if how is Merge.ROW_EPILOGUE else set()
             if deps.path_through_other(j, i, views):
-                g.reasons.append(f"not merged with {groups[j].name} ({how}): another kernel runs between them")
+                group.reasons.append(f"not merged with {groups[j].name} ({how}): another kernel runs between them")
                 continue
-            _absorb(groups[j], g, how)
+            _absorb(groups[j], group, how)
             reads[j] = group_reads(groups[j])
             bases[j] = _bases(groups[j], reads[j])
             for b in bases[j]:
                 readers.setdefault(b, set()).add(j)
-            owner.update((v.id, j) for v in g.values)
+            owner.update((v.id, j) for v in group.values)
             deps.contract(j, i)
             deps.remove_edges([(m, j) for m in views])  # the merged kernel reads those views itself
             merged[i] = j
             break
-    return [g for i, g in enumerate(groups) if i not in merged]
+    return [group for i, group in enumerate(groups) if i not in merged]
 
 
 def _apart(a: Group, b: Group, apart: list) -> bool:
@@ -447,18 +447,18 @@ def _views_between(groups, deps, a, b) -> set:
             and _viewed(groups[m].roots[0], results) and not deps.path_through_other(m, b)}
 
 
-def _absorb(into: Group, g: Group, how: Merge) -> None:
+def _absorb(into: Group, group: Group, how: Merge) -> None:
     if how is Merge.ROW_EPILOGUE:  # recomputed per point in the row pass, shared values included
-        into.row = g.values
-        into.roots = sorted([*into.roots, *g.roots], key=lambda v: v.id)
-        into.reasons += g.reasons + [f"{g.name} joined as {how}"]
+        into.row = group.values
+        into.roots = sorted([*into.roots, *group.roots], key=lambda v: v.id)
+        into.reasons += group.reasons + [f"{group.name} joined as {how}"]
         return
     if how is Merge.EPILOGUE:
-        into.epilogue |= {v.id for v in g.values}
+        into.epilogue |= {v.id for v in group.values}
     else:
-        into.epilogue |= g.epilogue
-        into.reduction = into.reduction if into.reduction is not None else g.reduction
+        into.epilogue |= group.epilogue
+        into.reduction = into.reduction if into.reduction is not None else group.reduction
     known = {v.id for v in into.values}
-    into.inlined = sorted([*into.inlined, *(v for v in g.inlined if v.id not in known)], key=lambda v: v.id)
-    into.roots = sorted([*into.roots, *g.roots], key=lambda v: v.id)
-    into.reasons += g.reasons + [f"{g.name} joined as {how}"]
+    into.inlined = sorted([*into.inlined, *(v for v in group.inlined if v.id not in known)], key=lambda v: v.id)
+    into.roots = sorted([*into.roots, *group.roots], key=lambda v: v.id)
+    into.reasons += group.reasons + [f"{group.name} joined as {how}"]

@@ -40,7 +40,8 @@ class StepPlan:
         """What the backward gets from the forward: each value kept, and each one recomputed."""
         nodes = self.graph.nodes
         rows = [(vid, "saved") for vid in self.saved]
-        rows += [(vid, "recomputed") for vid in sorted(set(self.remat.recomputed.values())) if nodes[vid].op not in VIEWS]
+        rows += [(vid, "recomputed") for vid in sorted(set(self.remat.recomputed.values()))
+                 if nodes[vid].op not in VIEWS]
         return [{"value": vid, "op": nodes[vid].op, "shape": nodes[vid].shape, "dtype": nodes[vid].dtype,
                  "bytes": nodes[vid].type.nbytes, "how": how} for vid, how in sorted(rows)]
 

@@ -5,8 +5,9 @@ but merging sibling kernels can move a kernel before a producer, so this pass so
 graph topologically. Two orders are made: graph order wherever it is free to keep it, and a
 memory-aware one that runs first whatever frees bytes (its new buffers fewer than those it
 reads for the last time), else keeps graph order: it frees early, and computes late what is
-used late because graph order (and remat's placement of clones) does. The memory plan decides: the order with the lower planned peak wins, so the
-pass never raises the peak. Any topological order computes the same bits.
+used late because graph order (and remat's placement of clones) does. The memory plan
+decides: the order with the lower planned peak wins, so the pass never raises the peak. Any
+topological order computes the same bits.
 
 Loop kernels read broadcast/transpose/slice operands by index arithmetic on the array
 underneath, so a view step is kept only when a library call, an output, a loop kernel (as the
@@ -47,9 +48,9 @@ def _without_unneeded_views(graph, steps) -> list:
 
 
 def _deps(graph, fusion) -> nx.DiGraph:
-    producer = {v.id: g.name for g in fusion.groups for v in g.roots}
+    producer = {v.id: group.name for group in fusion.groups for v in group.roots}
     deps = nx.DiGraph()
-    order = {g.name: k for k, g in enumerate(fusion.groups)}
+    order = {group.name: k for k, group in enumerate(fusion.groups)}
     deps.add_nodes_from(order)
     by_id = {v.id: v for v in graph.nodes}
     for group in fusion.groups:
@@ -61,8 +62,8 @@ def _deps(graph, fusion) -> nx.DiGraph:
 
 
 def _graph_order(graph, fusion) -> list:
-    order = {g.name: k for k, g in enumerate(fusion.groups)}
-    by_name = {g.name: g for g in fusion.groups}
+    order = {group.name: k for k, group in enumerate(fusion.groups)}
+    by_name = {group.name: group for group in fusion.groups}
     return [by_name[n] for n in nx.lexicographical_topological_sort(_deps(graph, fusion), key=order.get)]
 
 
@@ -71,16 +72,17 @@ def _memory_order(graph, fusion) -> list:
     new buffers less the buffers it reads for the last time); when none frees any, the first
     in graph order, so nothing is computed earlier than the graph places it."""
     deps = _deps(graph, fusion)
-    by_name = {g.name: g for g in fusion.groups}
-    index = {g.name: k for k, g in enumerate(fusion.groups)}
+    by_name = {group.name: group for group in fusion.groups}
+    index = {group.name: k for k, group in enumerate(fusion.groups)}
     by_id = {v.id: v for v in graph.nodes}
     outputs = {base_of(v).id for v in graph.outputs.values()}
-    reads = {g.name: {base_of(by_id[i]).id for i in group_reads(g)} for g in fusion.groups}
+    reads = {group.name: {base_of(by_id[i]).id for i in group_reads(group)} for group in fusion.groups}
     readers = {}
     for name, bases in reads.items():
         for b in bases:
             readers.setdefault(b, set()).add(name)
-    made = {g.name: sum(v.type.nbytes for v in g.roots) if g.kind is not StepKind.VIEW else 0 for g in fusion.groups}
+    made = {group.name: 0 if group.kind is StepKind.VIEW else sum(v.type.nbytes for v in group.roots)
+            for group in fusion.groups}
     waiting = {n: deps.in_degree(n) for n in deps}
     ready = {n for n, d in waiting.items() if d == 0}
     order = []

@@ -1,1 +1,2 @@
-"""The runtime: executables that run a compiled plan, buffer arenas, and the profiler."""
+"""The runtime: executables that run a compiled ``Plan`` (on the CPU, or on a CUDA device) over
+one arena of buffers."""

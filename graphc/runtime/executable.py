@@ -119,7 +119,7 @@ class Executable:
         self._kernel_args = []  # (value id, shape) of every arena argument of a loop kernel
         self._calls = []  # (KernelSource, how its arguments are found) of every kernel, in order
         self._fns = []  # the callable of each, None until warm() has compiled them all
-        self._runners = [self._runner(g) for g in steps]
+        self._runners = [self._runner(group) for group in steps]
         self._outputs = list(graph.outputs.items())
         self._arguments = graph.arguments
         # the common call, checked in a few comparisons: exactly the arguments, ndarrays of the
@@ -151,7 +151,8 @@ class Executable:
 
     def to_dot(self) -> str:
         """Graphviz DOT of the compiled IR with each fused kernel drawn as a cluster."""
-        clusters = {s.name: (f"kernel {s.name}", [v.id for v in s.values]) for s in self.steps if s.kind is StepKind.LOOP}
+        clusters = {s.name: (f"kernel {s.name}", [v.id for v in s.values])
+                    for s in self.steps if s.kind is StepKind.LOOP}
         return to_dot(self.graph, clusters)
 
     # ------------------------------------------------------------ building the step closures

@@ -146,14 +146,14 @@ class Graph:
         if fault:
             raise GraphError(f"{op}: {fault}")
         attrs = check_attrs(opdef, attrs)
-        if op in ("input", "param") and attrs["name"] in self._sources:
+        if op in ARGUMENTS and attrs["name"] in self._sources:
             other = self._sources[attrs["name"]]
             raise GraphError(f"graph {self.name!r} already has an {other.op} named {attrs['name']!r} (%{other.id})")
         t = opdef.infer(tuple(v.type for v in inputs), attrs)
         check_type(t.shape, t.dtype, f"%{len(self.nodes)} ({op})")
         value = Value(self, len(self.nodes), op, inputs, attrs, t.shape, t.dtype)
         self.nodes.append(value)
-        if op in ("input", "param"):
+        if op in ARGUMENTS:
             self._sources[attrs["name"]] = value
         return value
 

@@ -19,7 +19,7 @@ from ..errors import GraphcError, GraphError
 from . import dtypes as dt
 from .assemble import OutputRecord, Record, assemble, const_array
 from .names import check_name
-from .ops import OPS, TensorType
+from .ops import ARGUMENTS, OPS, TensorType
 from .shapes import check_type
 from .printing import format_scalar
 from .text import from_text, unknown_op
@@ -42,7 +42,7 @@ def _node_json(v) -> str:
         data = ", ".join(_json_scalar(x, v.dtype) for x in v.attrs["value"].ravel().tolist())
         attrs = f'{{"value": [{data}]}}'
     else:
-        shown = {k: a for k, a in v.attrs.items() if not (v.op in ("input", "param") and k in ("shape", "dtype"))}
+        shown = {k: a for k, a in v.attrs.items() if not (v.op in ARGUMENTS and k in ("shape", "dtype"))}
         attrs = json.dumps({k: list(a) if isinstance(a, tuple) else a for k, a in shown.items()})
     head = json.dumps({"id": v.id, "op": v.op, "dtype": v.dtype, "shape": list(v.shape),
                        "inputs": [i.id for i in v.inputs]})
@@ -177,7 +177,7 @@ def _record(node, path: str) -> Record:
         _fail(f"{path}.shape", str(e))
     inputs = tuple(_int(x, f"{path}.inputs[{i}]") for i, x in enumerate(_list(node["inputs"], f"{path}.inputs")))
     schema = dict(OPS[op].attrs)
-    if op in ("input", "param"):
+    if op in ARGUMENTS:
         del schema["shape"], schema["dtype"]
     raw = _obj(node["attrs"], f"{path}.attrs", set(schema))
     if op == "const":
@@ -185,7 +185,7 @@ def _record(node, path: str) -> Record:
         attrs = {"value": const_array(data, t, f"{path}.attrs.value")}
     else:
         attrs = {k: _attr(kind, raw[k], f"{path}.attrs.{k}") for k, kind in schema.items()}
-        if op in ("input", "param"):
+        if op in ARGUMENTS:
             attrs.update(shape=t.shape, dtype=t.dtype)
     return Record(label, op, inputs, attrs, t, path)
 

@@ -24,7 +24,7 @@ import re
 from ..errors import GraphError
 from . import dtypes as dt
 from .assemble import OutputRecord, Record, assemble, const_array
-from .ops import OPS, TensorType
+from .ops import ARGUMENTS, OPS, TensorType
 
 # ---------------------------------------------------------------- parsing
 
@@ -171,7 +171,7 @@ def _parse_node(line: _Line) -> Record:
     if op not in OPS:
         raise GraphError(f"{where}: {unknown_op(op)}")
     opdef = OPS[op]
-    if op in ("input", "param"):
+    if op in ARGUMENTS:
         attrs = {"name": line.take(kind="word", expected="a name"), "shape": t.shape, "dtype": t.dtype}
         operands = ()
     elif op == "const":

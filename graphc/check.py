@@ -23,7 +23,7 @@ from .ir import dtypes as dt
 from .ir.graph import Graph
 from .ir.interpret import bind_arguments, evaluate
 from .ir.ops import OPS
-from .passes.autodiff import _wrt_names, grad, jvp, vjp
+from .passes.autodiff import grad, jvp, vjp, wrt_names
 
 EPS = 2.0 ** -20  # ~9.5e-7: a power of two, so a step of a quantized number is exact
 RTOL = 1e-5
@@ -170,11 +170,23 @@ _WHAT = {"gc.vjp": "the gradient of a fixed random projection of the outputs",
          "forward over reverse": "the Hessian-vector product (gc.jvp of the gradient)"}
 
 
-def _message(c: Comparison, eps, rtol, atol, size, max_elements, directions) -> str:
+@dataclass(frozen=True)
+class _Options:
+    """How a check_grads call differences and compares (see ``check_grads``)."""
+
+    eps: float
+    rtol: float
+    atol: float
+    max_elements: int
+    directions: int
+
+
+def _message(c: Comparison, options: _Options, size: int) -> str:
+    eps, rtol, atol = options.eps, options.rtol, options.atol
     if c.directional:
-        where = (f"along random direction {c.index[0]} (of 0 to {directions - 1}: {c.argument!r} has {size} "
-                 f"elements, more than max_elements={max_elements}, so its gradient is checked through "
-                 f"directional derivatives, not element by element)")
+        where = (f"along random direction {c.index[0]} (of 0 to {options.directions - 1}: {c.argument!r} has "
+                 f"{size} elements, more than max_elements={options.max_elements}, so its gradient is checked "
+                 f"through directional derivatives, not element by element)")
     elif c.output is not None:
         where = f"at output {_at(c.output, c.index)}"
     else:
@@ -226,7 +238,7 @@ def _shifted(args: dict, direction: dict, eps: float):
 # ---------------------------------------------------------------- the check
 
 
-def _check_options(graph, order, modes, eps, rtol, atol, max_elements, directions):
+def _check_options(graph, order, modes, options: _Options) -> tuple:
     if not isinstance(graph, Graph):
         raise ArgumentError(f"check_grads: expected a gc.Graph, got {type(graph).__name__}")
     if isinstance(order, bool) or order not in (1, 2):
@@ -236,12 +248,12 @@ def _check_options(graph, order, modes, eps, rtol, atol, max_elements, direction
     if unknown or not modes:
         got = f"got {unknown[0]!r}" if unknown else "got none"
         raise ArgumentError(f"check_grads: modes takes one or more of {', '.join(map(repr, MODES))}, {got}")
-    for name, value, least in (("eps", eps, 0.0), ("rtol", rtol, None), ("atol", atol, None)):
+    for name, value, least in (("eps", options.eps, 0.0), ("rtol", options.rtol, None), ("atol", options.atol, None)):
         if (isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value) or value < 0
                 or (least is not None and value <= least)):
             need = "a positive" if least is not None else "a non-negative"
             raise ArgumentError(f"check_grads: {name} must be {need} finite number, got {value!r}")
-    for name, value, least in (("max_elements", max_elements, 0), ("directions", directions, 1)):
+    for name, value, least in (("max_elements", options.max_elements, 0), ("directions", options.directions, 1)):
         if isinstance(value, bool) or not isinstance(value, Integral) or value < least:
             raise ArgumentError(f"check_grads: {name} must be an int >= {least}, got {value!r}")
     return modes
@@ -291,8 +303,9 @@ def check_grads(graph, arrays, order=1, modes=("rev", "fwd"), wrt=None, eps=EPS,
     ``comparison``). Points where the function is not differentiable (relu at 0, ties of max)
     or where ``stop_gradient`` cuts a dependency fail by design.
     """
-    modes = _check_options(graph, order, modes, eps, rtol, atol, max_elements, directions)
-    wrt = _wrt_names(graph, _default_wrt(graph) if wrt is None else wrt)
+    options = _Options(eps, rtol, atol, max_elements, directions)
+    modes = _check_options(graph, order, modes, options)
+    wrt = wrt_names(graph, _default_wrt(graph) if wrt is None else wrt)
     if not wrt:
         raise ArgumentError(f"check_grads: nothing to check: graph {graph.name!r} has no float inputs or params "
                             f"(wrt={wrt!r})")
@@ -304,7 +317,7 @@ def check_grads(graph, arrays, order=1, modes=("rev", "fwd"), wrt=None, eps=EPS,
     args = {arg_names[v.name]: np.array(a, np.float64 if dt.is_float(v.dtype) else a.dtype)
             for v, a in bound.items()}
     check = _Check(g64, args, [arg_names[w] for w in wrt], {t: n for n, t in {**arg_names, **out_names}.items()},
-                   np.random.default_rng(seed), eps, rtol, atol, max_elements, directions)
+                   np.random.default_rng(seed), options)
     if "rev" in modes:
         check.reverse()
     if "fwd" in modes:
@@ -318,9 +331,9 @@ class _Check:
     """The state of one check_grads call: the float64 twin, its arguments (twin names), the
     arguments to check, the names to report (twin -> user), the projection and the options."""
 
-    def __init__(self, g64, args, ws, user, rng, eps, rtol, atol, max_elements, directions):
-        self.g64, self.args, self.ws, self.user, self.rng = g64, args, ws, user, rng
-        self.eps, self.rtol, self.atol, self.max_elements, self.directions = eps, rtol, atol, max_elements, directions
+    def __init__(self, g64, args, ws, user, rng, options: _Options):
+        self.g64, self.args, self.ws, self.user, self.rng, self.options = g64, args, ws, user, rng, options
+        self.eps, self.max_elements, self.directions = options.eps, options.max_elements, options.directions
         self.proj = Projection({o: v.shape for o, v in g64.outputs.items()}, rng, nonzero_quantized)
         self.results = []
 
@@ -329,13 +342,13 @@ class _Check:
 
     def record(self, analytic, numeric, mode, method, w, output=None, directional=False):
         """Compare; keep the Comparison, or raise GradientCheckError where it fails."""
-        c = _compare(analytic, numeric, self.rtol, self.atol, mode=mode, method=method, argument=self.user[w],
-                     output=None if output is None else self.user[output], directional=directional)
+        c = _compare(analytic, numeric, self.options.rtol, self.options.atol, mode=mode, method=method,
+                     argument=self.user[w], output=None if output is None else self.user[output],
+                     directional=directional)
         if c is None:
             return
         if not c.passed:
-            raise GradientCheckError(_message(c, self.eps, self.rtol, self.atol, self.args[w].size,
-                                              self.max_elements, self.directions), c)
+            raise GradientCheckError(_message(c, self.options, self.args[w].size), c)
         self.results.append(c)
 
     def reverse(self):

@@ -152,6 +152,6 @@ def test_on_the_residual_net_the_model_is_exact_or_errs_on_the_safe_side():
     forward = forward_ids(g)
     limit = model.peak([(0, len(model.a), True)]) * 3 // 4
     _, plan = budget.solve_dp(model, limit)
-    re = budget._realize(g, forward, activation_ids(g, forward), model, plan)
-    real = pipeline.plan_steps(re, True)[2].peak_bytes
+    remat = budget._realize(g, forward, activation_ids(g, forward), model, plan)
+    real = pipeline.plan_steps(remat, True)[2].peak_bytes
     assert real <= model.peak(plan)  # the model is exact or errs on the safe side

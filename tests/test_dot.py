@@ -218,3 +218,16 @@ def test_dot_binary_accepts_random_graphs():
         assert len(drawn) == len(g.nodes) + len(g.outputs)
 
     render()
+
+
+def test_clusters_box_the_values_given_and_names_must_be_identifiers():
+    g = gc.Graph("c")
+    x = g.input("x", (3,))
+    y = gc.exp(x) + 1
+    g.output("y", y)
+    dot = gc.to_dot(g, {"k0": ("kernel k0", [y.id, y.inputs[0].id])})
+    (cluster,) = [line for line in dot.splitlines() if "subgraph" in line]
+    assert cluster.startswith("  subgraph cluster_k0 {") and 'label="kernel k0"' in cluster
+    assert f"v{y.id};" in cluster and f"v{x.id};" not in cluster
+    with pytest.raises(gc.GraphError, match="cluster name 'a b' is not an identifier"):
+        gc.to_dot(g, {"a b": ("label", [y.id])})

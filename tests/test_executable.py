@@ -315,3 +315,18 @@ def test_overflow_in_a_matmul_gives_inf_without_a_warning():
         out = fn(a=x)["y"]
     assert np.all(np.isinf(out))
     np.testing.assert_array_equal(out, gc.evaluate(g, a=x)["y"])
+
+
+def test_the_executable_runs_the_plan_it_was_given(net):
+    """``fn.plan`` is the compiler's whole product; the executable's attributes are its parts."""
+    g, fn = net
+    plan = fn.plan
+    assert plan.graph is fn.graph and plan.steps is fn.steps and plan.kernels is fn.kernels
+    assert plan.memory is fn.memory and fn.stats == plan.stats.as_dict() and fn.report() == plan.report
+    assert set(fn.stats) == {"n_kernels", "n_loop_kernels", "n_library_calls", "n_values", "flops", "peak_bytes",
+                             "arena_bytes", "saved_bytes", "recompute_flops", "forward_flops", "remat",
+                             "remat_note", "target"}
+    assert sorted(plan.kernels) == sorted(s.name for s in plan.steps if s.kind == "loop")
+    assert plan.remat.graph is plan.graph and plan.remat.strategy == "none"
+    assert fn.stats["n_values"] == len(plan.graph.nodes)
+    assert fn.stats["peak_bytes"] == plan.memory.peak_bytes

@@ -8,15 +8,11 @@ from hypothesis import strategies as st
 
 import graphc as gc
 from graphc import examples
+from graphs import relu_classifier
 
 
 def _mlp():
-    g = gc.Graph("mlp")
-    x = g.input("x", (8, 6))
-    labels = g.input("labels", (8,), "int64")
-    w = g.param("w", (6, 4))
-    b = g.param("b", (4,))
-    h = gc.relu(gc.linear(x, w, b))
+    g, h, labels, _ = relu_classifier()
     g.output("loss", gc.cross_entropy(h, labels))
     g.output("probs", gc.softmax(h))
     return g

@@ -73,35 +73,35 @@ def _twins(graph, new) -> dict:
 EXTRA_FORWARD = 1.25
 
 
-def _check_rewrite(graph, re):
-    """Structural invariants of a Remat result on ``graph`` (the pass's input). ``re.kept`` and
-    ``re.recomputed`` (clone -> the forward value it recomputes) are ids in ``re.graph``."""
-    new = re.graph
+def _check_rewrite(graph, remat):
+    """Structural invariants of a Remat result on ``graph`` (the pass's input). ``remat.kept`` and
+    ``remat.recomputed`` (clone -> the forward value it recomputes) are ids in ``remat.graph``."""
+    new = remat.graph
     gc.verify(new)
     text = gc.to_text(new)
     assert gc.to_text(gc.from_text(text)) == text
     forward = forward_ids(graph)
     needed = activation_ids(graph, forward)
-    assert re.strategy in STRATEGIES
-    assert 0 <= re.recompute_flops <= EXTRA_FORWARD * re.forward_flops, "more than one extra forward"
+    assert remat.strategy in STRATEGIES
+    assert 0 <= remat.recompute_flops <= EXTRA_FORWARD * remat.forward_flops, "more than one extra forward"
     assert list(new.outputs) == list(graph.outputs)
-    if re.strategy == "none" or not re.recomputed:
-        assert re.recompute_flops == 0
-    if re.strategy == "none":
-        assert re.recomputed == {} and text == gc.to_text(graph)
+    if remat.strategy == "none" or not remat.recomputed:
+        assert remat.recompute_flops == 0
+    if remat.strategy == "none":
+        assert remat.recomputed == {} and text == gc.to_text(graph)
         return
-    assert len(new.nodes) == len(graph.nodes) + len(re.recomputed)
+    assert len(new.nodes) == len(graph.nodes) + len(remat.recomputed)
     twins = _twins(graph, new)
     fwd_new = forward_ids(new)
-    for clone, orig in re.recomputed.items():
+    for clone, orig in remat.recomputed.items():
         c, o = new.nodes[clone], new.nodes[orig]
         assert orig in fwd_new, f"%{clone} recomputes %{orig}, which is not a forward value"
         assert clone not in fwd_new, f"clone %{clone} feeds the loss"
         assert c.op == o.op and c.type == o.type and repr(c.attrs) == repr(o.attrs), (clone, orig)
-    assert set(re.kept) <= fwd_new
-    assert not set(re.kept) & set(re.recomputed.values()), "a value both kept and recomputed"
+    assert set(remat.kept) <= fwd_new
+    assert not set(remat.kept) & set(remat.recomputed.values()), "a value both kept and recomputed"
     # every activation is either kept (the forward value itself) or recomputed by a clone
-    covered = set(re.recomputed.values()) | set(re.kept)
+    covered = set(remat.recomputed.values()) | set(remat.kept)
     for vid in needed:
         v = graph.nodes[vid]
         while twins[v.id] not in covered and v.op in ("broadcast_to", "transpose", "reshape", "slice",
@@ -110,7 +110,7 @@ def _check_rewrite(graph, re):
         assert twins[v.id] in covered or v.op in ("input", "param", "const"), \
             f"activation %{vid} neither kept nor recomputed"
     # no backward op reads a forward value that is neither kept nor an argument (nor a view of those)
-    kept_or_free = set(re.kept)
+    kept_or_free = set(remat.kept)
     for v in new.nodes:
         if v.op in ("input", "param", "const") or (v.id in fwd_new and v.op in (
                 "broadcast_to", "transpose", "reshape", "slice", "stop_gradient", "checkpoint")
@@ -123,7 +123,7 @@ def _check_rewrite(graph, re):
                     f"backward %{v.id} reads forward %{i.id}, which is not kept"
     # each clone is placed just before the backward op that first needs it; in a graph whose
     # forward comes first (any gradient of a single loss), after the whole forward
-    clones = set(re.recomputed)
+    clones = set(remat.recomputed)
     computed = [v.id for v in graph.nodes if v.op not in ("input", "param", "const")]
     forward_first = all(vid in forward for vid in computed[:len(forward & set(computed))])
     for clone in clones:
@@ -290,9 +290,9 @@ def test_random_gradient_graphs_rewrite_keeps_the_interpreters_bits(strategy, da
     assume(dg is not None)
     graph = gc.simplify(dg)
     args = random_arguments(graph, seed=5)
-    re = rematerialize(graph, strategy)
-    _check_rewrite(graph, re)
-    assert_same_outputs(gc.evaluate(re.graph, **args), gc.evaluate(graph, **args))
+    remat = rematerialize(graph, strategy)
+    _check_rewrite(graph, remat)
+    assert_same_outputs(gc.evaluate(remat.graph, **args), gc.evaluate(graph, **args))
 
 
 # ---------------------------------------------------------------- 2. what each strategy buys
@@ -325,9 +325,9 @@ def test_mincut_keeps_fewer_bytes_for_little_recomputation(deep_residual):
 def test_mincut_recomputes_no_matmul_or_reduction(deep_residual):
     graph, _ = deep_residual
     graph = gc.simplify(graph)
-    re = rematerialize(graph, "mincut")
-    _check_rewrite(graph, re)
-    ops = {re.graph.nodes[orig].op for orig in re.recomputed.values()}
+    remat = rematerialize(graph, "mincut")
+    _check_rewrite(graph, remat)
+    ops = {remat.graph.nodes[orig].op for orig in remat.recomputed.values()}
     assert ops, "mincut recomputed nothing"
     assert not ops & {"matmul", "sum", "max", "min", "mean"}, ops
 
@@ -337,18 +337,18 @@ def test_rewrite_of_the_deep_residual_net(deep_residual, strategy):
     """verify, text round trip, placement of clones, and the interpreter's bits."""
     graph, fns = deep_residual
     graph = gc.simplify(graph)
-    re = rematerialize(graph, strategy)
-    _check_rewrite(graph, re)
+    remat = rematerialize(graph, strategy)
+    _check_rewrite(graph, remat)
     args = _residual_args(graph, seed=3)
-    assert_same_outputs(gc.evaluate(re.graph, **args), gc.evaluate(graph, **args))
+    assert_same_outputs(gc.evaluate(remat.graph, **args), gc.evaluate(graph, **args))
     # the compiled executable's graph is the rewritten one
     fn = fns[strategy]
     gc.verify(fn.graph)
-    assert gc.to_text(fn.graph) == gc.to_text(re.graph)
+    assert gc.to_text(fn.graph) == gc.to_text(remat.graph)
     text = gc.to_text(fn.graph)
     assert gc.to_text(gc.from_text(text)) == text
-    assert fn.stats["recompute_flops"] == re.recompute_flops
-    assert fn.stats["forward_flops"] == re.forward_flops
+    assert fn.stats["recompute_flops"] == remat.recompute_flops
+    assert fn.stats["forward_flops"] == remat.forward_flops
 
 
 # ---------------------------------------------------------------- 3. measured vs planned peak
@@ -418,30 +418,30 @@ def test_checkpoint_is_an_identity_that_survives_grad_and_simplify():
 def test_checkpoint_save_false_is_recomputed(strategy):
     graph = gc.simplify(_marked_net(False))
     cp, base = _marked_value(graph)
-    re = rematerialize(graph, strategy)
-    _check_rewrite(graph, re)
-    twins = _twins(graph, re.graph)
-    tanh, view = twins[base.id], twins[cp.id]  # the marked value and the checkpoint, in re.graph
-    assert re.graph.nodes[tanh].op == "tanh" and re.graph.nodes[view].op == "checkpoint"
-    assert tanh in re.recomputed.values(), (strategy, re.recomputed)
-    clone = next(c for c, orig in re.recomputed.items() if orig == tanh)
-    assert re.graph.nodes[clone].op == "tanh" and re.graph.nodes[clone].type == base.type
-    assert tanh not in re.kept
+    remat = rematerialize(graph, strategy)
+    _check_rewrite(graph, remat)
+    twins = _twins(graph, remat.graph)
+    tanh, view = twins[base.id], twins[cp.id]  # the marked value and the checkpoint, in remat.graph
+    assert remat.graph.nodes[tanh].op == "tanh" and remat.graph.nodes[view].op == "checkpoint"
+    assert tanh in remat.recomputed.values(), (strategy, remat.recomputed)
+    clone = next(c for c, orig in remat.recomputed.items() if orig == tanh)
+    assert remat.graph.nodes[clone].op == "tanh" and remat.graph.nodes[clone].type == base.type
+    assert tanh not in remat.kept
     # no backward op reads the forward tanh (or the checkpoint view of it) any more
-    fwd = forward_ids(re.graph)
-    readers = [v.id for v in re.graph.nodes if v.id not in fwd and any(i.id in (tanh, view) for i in v.inputs)]
-    assert readers == [], (readers, gc.to_text(re.graph))
+    fwd = forward_ids(remat.graph)
+    readers = [v.id for v in remat.graph.nodes if v.id not in fwd and any(i.id in (tanh, view) for i in v.inputs)]
+    assert readers == [], (readers, gc.to_text(remat.graph))
 
 
 @pytest.mark.parametrize("strategy", ["sqrt", "mincut"])
 def test_checkpoint_save_true_is_kept(strategy):
     graph = gc.simplify(_marked_net(True))
     _, base = _marked_value(graph)
-    re = rematerialize(graph, strategy)
-    _check_rewrite(graph, re)
-    tanh = _twins(graph, re.graph)[base.id]
-    assert tanh in re.kept
-    assert tanh not in re.recomputed.values()
+    remat = rematerialize(graph, strategy)
+    _check_rewrite(graph, remat)
+    tanh = _twins(graph, remat.graph)[base.id]
+    assert tanh in remat.kept
+    assert tanh not in remat.recomputed.values()
 
 
 def test_checkpoint_marks_keep_results_bit_identical():
@@ -466,11 +466,11 @@ def test_checkpoint_save_true_overrides_sqrt():
     re_plain = rematerialize(unmarked, "sqrt")
     _, base = _marked_value(unmarked)
     assert _twins(unmarked, re_plain.graph)[base.id] in re_plain.recomputed.values()
-    re = rematerialize(marked, "sqrt")
+    remat = rematerialize(marked, "sqrt")
     _, base = _marked_value(marked)
-    tanh = _twins(marked, re.graph)[base.id]
-    assert tanh in re.kept and tanh not in re.recomputed.values()
-    assert re.recompute_flops < re_plain.recompute_flops
+    tanh = _twins(marked, remat.graph)[base.id]
+    assert tanh in remat.kept and tanh not in remat.recomputed.values()
+    assert remat.recompute_flops < re_plain.recompute_flops
 
 
 # ---------------------------------------------------------------- 5. errors
@@ -526,9 +526,9 @@ def test_graphs_without_backward_compile_identically(make):
     simplified = gc.simplify(graph)
     assert activation_ids(simplified, forward_ids(simplified)) == []
     for s, fn in fns.items():
-        re = rematerialize(simplified, s)
-        assert re.recomputed == {} and re.recompute_flops == 0
-        assert gc.to_text(re.graph) == gc.to_text(simplified)
+        remat = rematerialize(simplified, s)
+        assert remat.recomputed == {} and remat.recompute_flops == 0
+        assert gc.to_text(remat.graph) == gc.to_text(simplified)
         assert fn.stats["recompute_flops"] == 0 and fn.stats["saved_bytes"] == 0
         for key in ("peak_bytes", "arena_bytes", "flops", "n_kernels", "n_loop_kernels", "forward_flops"):
             assert fn.stats[key] == fns["none"].stats[key], (s, key)
@@ -605,19 +605,19 @@ def test_kept_lists_the_buffer_behind_a_kept_view():
     w = g.param("w", (5, 2))
     g.output("loss", gc.sum(gc.softmax(w, axis=1)))
     graph = gc.simplify(gc.grad(g))
-    re = rematerialize(graph, "sqrt")
-    fwd = forward_ids(re.graph)
-    read = {i for v in re.graph.nodes if v.id not in fwd for i in v.inputs if i.id in fwd}
+    remat = rematerialize(graph, "sqrt")
+    fwd = forward_ids(remat.graph)
+    read = {i for v in remat.graph.nodes if v.id not in fwd for i in v.inputs if i.id in fwd}
     buffers = set()
     for v in read:
         while v.op in ("broadcast_to", "transpose", "reshape", "slice", "stop_gradient", "checkpoint"):
             v = v.inputs[0]
         if v.op not in ("input", "param", "const"):
             buffers.add(v.id)
-    assert buffers, gc.to_text(re.graph)
-    assert buffers <= set(re.kept), (f"the backward reads forward buffers {sorted(buffers)}, "
-                                     f"kept = {re.kept}", gc.to_text(re.graph))
-    _check_rewrite(graph, re)
+    assert buffers, gc.to_text(remat.graph)
+    assert buffers <= set(remat.kept), (f"the backward reads forward buffers {sorted(buffers)}, "
+                                     f"kept = {remat.kept}", gc.to_text(remat.graph))
+    _check_rewrite(graph, remat)
 
 
 # ---------------------------------------------------------------- 9. a scalar parameter

@@ -7,6 +7,7 @@ import pytest
 import graphc as gc
 from graphc import examples
 from graphc.ir.graph import Value
+from graphs import relu_classifier
 
 # ---------------------------------------------------------------- graphs that must pass
 
@@ -19,12 +20,7 @@ def small_two_layer():
 
 
 def _mlp_classifier():
-    g = gc.Graph("mlp")
-    x = g.input("x", (8, 6))
-    labels = g.input("labels", (8,), "int64")
-    w = g.param("w", (6, 4))
-    b = g.param("b", (4,))
-    h = gc.relu(gc.linear(x, w, b))
+    g, h, labels, w = relu_classifier()
     g.output("loss", gc.cross_entropy(h, labels) + gc.l2_regularization(w, 0.1))
     g.output("probs", gc.softmax(h))
     g.output("pred", gc.argmax(h, axis=1))

@@ -222,12 +222,16 @@ class Elementwise:
         return [arg_shape(b, self.flat) for b in self.kernel.bases]
 
 
+def _read_directly(emitter: "Emitter", leaf) -> bool:
+    """Whether ``emitter`` reads ``leaf`` as it is, by its own index (or as a literal)."""
+    base = emitter.through(leaf, ["0"] * leaf.ndim)[0]
+    return base is leaf or is_literal(base)
+
+
 def elementwise(emitter: "Emitter", group, leaves) -> Elementwise:
     """The point of elementwise group ``group`` as ``emitter`` writes it."""
     shape = group.roots[0].shape
-    flat = all(base is leaf or is_literal(base) for leaf in leaves
-               for base in [emitter.through(leaf, ["0"] * leaf.ndim)[0]])
-    flat = flat and not any(v.op in INDEXED_OPS for v in group.values)
+    flat = all(_read_directly(emitter, leaf) for leaf in leaves) and not any(v.op in INDEXED_OPS for v in group.values)
     domain = (math.prod(shape),) if flat or not shape else shape
     index = [f"i{a}" for a in range(len(domain))]
     kernel = Kernel(emitter)

@@ -2,6 +2,11 @@
 
 from dataclasses import asdict, dataclass, field
 
+from ..codegen.kernel import KernelSource
+from ..ir.graph import Graph
+from ..passes.memory import MemoryPlan
+from ..passes.remat import Remat
+
 
 @dataclass(frozen=True)
 class Stats:
@@ -30,11 +35,11 @@ class Plan:
     """The rewritten graph, its steps in order, each step's kernel (by step name), the memory
     plan, the remat rewrite, the figures, the report, and what the backward keeps."""
 
-    graph: object  # the Graph the steps compute
+    graph: Graph  # what the steps compute
     steps: list  # scheduled groups (passes.fusion.Group)
-    kernels: dict  # step name -> codegen.KernelSource
-    memory: object  # passes.memory.MemoryPlan
-    remat: object  # passes.remat.Remat
+    kernels: dict[str, KernelSource]  # by step name
+    memory: MemoryPlan
+    remat: Remat
     stats: Stats
     report: str
     residuals: list  # rows: each activation kept ("saved") or recomputed

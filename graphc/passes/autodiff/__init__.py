@@ -59,7 +59,9 @@ def push_forward(graph, tangents: dict) -> dict:
     return tan
 
 
-def _wrt_names(graph, wrt) -> list[str]:
+def wrt_names(graph, wrt) -> list[str]:
+    """The names to differentiate with respect to: ``wrt`` (a name or names), by default the
+    graph's params; each must be a float input or param (else a named error)."""
     names = list(graph.params) if wrt is None else [wrt] if isinstance(wrt, str) else list(wrt)
     for name in names:
         if name not in graph.arguments:
@@ -120,7 +122,7 @@ def grad(graph, of=None, wrt=None, names=None, simplify=True):
         raise ShapeError(f"grad: output {of!r} has shape {out.shape}; grad needs a scalar (use vjp otherwise)")
     if not dt.is_float(out.dtype):
         raise DTypeError(f"grad: output {of!r} is {out.dtype}; grad needs a float output")
-    wrt = _wrt_names(graph, wrt)
+    wrt = wrt_names(graph, wrt)
     names = dict(names or {})
     unknown = set(names) - set(wrt)
     if unknown:
@@ -136,7 +138,7 @@ def grad(graph, of=None, wrt=None, names=None, simplify=True):
 def vjp(graph, wrt=None, simplify=True):
     """Reverse mode: a new graph with inputs ``cotangent_<output>`` (one per float output) and
     outputs ``grad_<wrt>`` = the sum over outputs of cotangent-weighted gradients."""
-    wrt = _wrt_names(graph, wrt)
+    wrt = wrt_names(graph, wrt)
     new = graph.copy(f"{graph.name}_vjp")
     args = new.arguments
     seeds = {}
@@ -152,7 +154,7 @@ def vjp(graph, wrt=None, simplify=True):
 def jvp(graph, wrt=None, simplify=True):
     """Forward mode: a new graph with inputs ``tangent_<wrt>`` and outputs ``tangent_<output>``
     (one per float output) = the directional derivative along the given tangents."""
-    wrt = _wrt_names(graph, wrt)
+    wrt = wrt_names(graph, wrt)
     new = graph.copy(f"{graph.name}_jvp")
     args = new.arguments
     tan = push_forward(new, {args[w]: _new_input(new, f"tangent_{w}", args[w]) for w in wrt})

@@ -1,7 +1,7 @@
 """Example graphs used by the demo, the tests and the benchmarks."""
 
-from .ir.build import matmul, sigmoid, sum
-from .ir.composites import gelu, layer_norm, mean
+from .ir.build import matmul, sigmoid, sum, tanh
+from .ir.composites import gelu, layer_norm, mean, mse
 from .ir.graph import Graph
 
 
@@ -32,4 +32,20 @@ def residual_mlp(blocks=32, width=256, batch=4096, dtype="float32") -> Graph:
     for i in range(blocks):
         h = h + gelu(matmul(layer_norm(h), g.param(f"w{i}", (width, width), dtype)))
     g.output("loss", mean(h * h))
+    return g
+
+
+def unrolled_rnn(steps=64, batch=16, d_in=32, hidden=64, dtype="float32") -> Graph:
+    """An Elman RNN unrolled in Python, as a user writes one without a loop op:
+    ``h = tanh(x[t] @ wx + h @ wh + b)`` for each of ``steps`` steps, loss ``mse(h, y)``. Its
+    steps are the same computation on other values, so their kernels are the same source."""
+    g = Graph("unrolled_rnn")
+    x = g.input("x", (steps, batch, d_in), dtype)
+    y = g.input("y", (batch, hidden), dtype)
+    wx, wh = g.param("wx", (d_in, hidden), dtype), g.param("wh", (hidden, hidden), dtype)
+    b = g.param("b", (hidden,), dtype)
+    h = tanh(matmul(x[0], wx) + b)
+    for t in range(1, steps):
+        h = tanh(matmul(x[t], wx) + matmul(h, wh) + b)
+    g.output("loss", mse(h, y))
     return g

@@ -68,6 +68,8 @@ GRAPHS = {
     "diamond_f32": _diamond,
     "diamond_f64": lambda: _diamond("float64"),
     "layernorm_gelu_grad_f64": lambda: gc.grad(_layernorm_chain()),
+    "unrolled_rnn_grad_f64": lambda: gc.grad(examples.unrolled_rnn(steps=5, batch=3, d_in=4, hidden=6,
+                                                                   dtype="float64")),
 }
 
 
@@ -460,3 +462,19 @@ def test_two_layer_gradients_match_reference_float64():
         out = gc.compile(graph, fuse=fuse)(**args)
         for name in ("loss", "grad_w1", "grad_w2"):
             assert_close(out[name], expected[name], f"fuse={fuse} {name}", rtol=1e-10)
+
+
+def test_the_steps_of_an_unrolled_loop_share_kernel_sources():
+    """Kernel locals and fault codes are numbered in each kernel's own order, never after graph
+    value ids, so the steps of an unrolled RNN compile to the same few sources (compiled once
+    each), however many steps there are."""
+    distinct = {}
+    for steps in (4, 12):
+        graph = gc.grad(examples.unrolled_rnn(steps=steps, batch=3, d_in=4, hidden=5, dtype="float64"))
+        fn = gc.compile(graph)
+        assert len(fn.kernels) > 2 * steps  # a kernel a step at least, forward and backward
+        distinct[steps] = len({ks.source for ks in fn.kernels.values()})
+        if steps == 12:
+            args = random_arguments(graph, seed=2)
+            assert_outputs_close(fn(**args), gc.evaluate(graph, **args))
+    assert distinct[4] == distinct[12] <= 8

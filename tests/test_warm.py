@@ -173,14 +173,16 @@ def _child(tmp_path, mode: str, workers: str) -> tuple[dict, dict]:
 
 
 def test_parallel_compile_in_a_fresh_cache(tmp_path, monkeypatch):
-    """Two workers compile every kernel; this process only loads them (numba cache hits, no
-    misses) before the call, which compiles nothing; every cache entry is sealed; the results
+    """Two workers compile every kernel, for every argument types its steps pass; this process
+    only loads them (numba cache hits, no misses) before the call, which compiles nothing; every cache entry is sealed; the results
     are bit-identical to a lazy compile in one process."""
     report, out = _child(tmp_path, "eager", "2")
     assert len(report["numba"]) >= warm.MIN_PARALLEL // 2
     for key, s in report["numba"].items():
         assert s["hits"] >= 1 and s["misses"] == 0, f"kernel {key} was compiled here, not by a worker: {s}"
-        assert s["signatures"] == s["before_call"] == 1, s
+        # one signature a kernel, or more where steps of different argument types share a source
+        # (a read-only input in one step, a buffer in another): all loaded before the call
+        assert s["signatures"] == s["before_call"] == s["hits"] >= 1, s
     monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path / "cache-eager-2"))
     assert all(cache.is_cached(source) for source in report["sources"]), "a kernel's numba files are not sealed"
     _, lazy = _child(tmp_path, "lazy", "1")

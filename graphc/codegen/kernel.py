@@ -136,10 +136,9 @@ def indent(lines, n):
 # ---------------------------------------------------------------- faults
 
 
-def faults(values) -> dict:
-    """The fault codes and messages of the checked values among ``values`` (see ``INT_FAULTS``)."""
-    return {v.id + 1: f"%{v.id} ({v.op}): " + INT_FAULTS[v.op][2].format("{}", **_int_attrs(v, str))
-            for v in values if _checked(v)}
+def _fault_message(v) -> str:
+    """The message of checked value ``v``'s fault (see ``INT_FAULTS``), "{}" for the operand."""
+    return f"%{v.id} ({v.op}): " + INT_FAULTS[v.op][2].format("{}", **_int_attrs(v, str))
 
 
 def _int_attrs(v, spell) -> dict:
@@ -215,7 +214,6 @@ class Elementwise:
     index: list
     hoisted: list
     point: list
-    checked: dict
 
     @property
     def in_shapes(self) -> list:
@@ -238,16 +236,34 @@ def elementwise(emitter: "Emitter", group, leaves) -> Elementwise:
     hoisted, point = kernel.loads(leaves, index)
     point += kernel.assign(group.values, index)
     point += [f"o{k}[{', '.join(index)}] = {kernel.names[r.id]}" for k, r in enumerate(group.roots)]
-    return Elementwise(kernel, domain, flat, index, hoisted, point, faults(group.values))
+    return Elementwise(kernel, domain, flat, index, hoisted, point)
 
 
 class Kernel:
     """One kernel being written: ``names`` (value id -> the local or literal holding it at the
-    current point) and ``bases`` (the arrays it takes as arguments ``a0``, ``a1``, ...)."""
+    current point), ``bases`` (the arrays it takes as arguments ``a0``, ``a1``, ...) and
+    ``faults`` (code -> message of each fault it records in ``err``).
+
+    Locals and fault codes are numbered in the order the kernel first meets them, never after
+    graph value ids, so the same computation on other values (an unrolled loop's steps, a
+    network's blocks) is the same source, compiled once (``codegen/cache.py``)."""
 
     def __init__(self, emitter: Emitter):
         self.emitter = emitter
-        self.names, self.bases = {}, []
+        self.names, self.bases, self.faults = {}, [], {}
+        self._locals, self._codes = {}, {}  # value id -> its local's name; fault key -> its code
+
+    def local(self, v) -> str:
+        """The name of the local holding ``v`` (the same each time it is computed)."""
+        name = self.names[v.id] = self._locals.setdefault(v.id, f"v{len(self._locals)}")
+        return name
+
+    def fault(self, key, message: str) -> int:
+        """The code of the fault ``key`` (a value id), recorded with ``message`` on first use."""
+        if key not in self._codes:
+            self._codes[key] = len(self._codes) + 1
+            self.faults[self._codes[key]] = message
+        return self._codes[key]
 
     def base_arg(self, base) -> str:
         """The argument name of base array ``base``, taken on first use."""
@@ -291,10 +307,11 @@ class Kernel:
                 x = v.inputs[0].dtype
                 fields = dict(zero=literal(0, x), **_int_attrs(v, lambda a: literal(a, x)))
                 operands = [names[i.id] for i in v.inputs]
-                lines += [f"if {when.format(*operands, **fields)}:", f"    err[0] = {v.id + 1}",
+                lines += [f"if {when.format(*operands, **fields)}:",
+                          f"    err[0] = {self.fault(v.id, _fault_message(v))}",
                           f"    err[1] = {operand.format(*operands, **fields)}"]
-            names[v.id] = f"v{v.id}"
-            lines.append(f"v{v.id} = {self.emitter.expr(v, names, index)}")
+            expr = self.emitter.expr(v, names, index)
+            lines.append(f"{self.local(v)} = {expr}")
         return lines
 
     def store(self, values, out_arg: dict, index: list) -> list:
@@ -311,15 +328,14 @@ class Kernel:
         reloads = []
         for v in r.stored:
             if v.id in read:
-                reloads.append(f"v{v.id} = {r.out_arg[v.id]}[{', '.join(index)}]")
-                self.names[v.id] = f"v{v.id}"
+                reloads.append(f"{self.local(v)} = {r.out_arg[v.id]}[{', '.join(index)}]")
         return hoisted + point + reloads + self.assign(r.row, index) + self.store(r.row_roots, r.out_arg, index)
 
-    def arguments(self, n_outputs: int, checked: dict, extras=()) -> tuple[list, tuple]:
+    def arguments(self, n_outputs: int, extras=()) -> tuple[list, tuple]:
         """The kernel's argument names (outputs ``o<k>``, bases ``a<k>``, then ``extras``'
-        names, then ``err`` when it checks values) and the extras the runtime passes."""
+        names, then ``err`` when it records faults) and the extras the runtime passes."""
         names = [f"o{k}" for k in range(n_outputs)] + [f"a{k}" for k in range(len(self.bases))]
-        args, checks = with_faults(names + [e[0] for e in extras], checked)
+        args, checks = with_faults(names + [e[0] for e in extras], self.faults)
         return args, tuple(extras) + checks
 
 
@@ -376,7 +392,6 @@ class Reduction:
                                                           for v in self.prologue + [root])]
         self.epi_leaves = [leaf for leaf in leaves if leaf.id != root.id
                            and any(leaf.id in {i.id for i in v.inputs} for v in self.epilogue)]
-        self.checked = faults(group.values)
 
     @property
     def out_shapes(self) -> list:
@@ -392,7 +407,7 @@ class Reduction:
         return hoisted, point, kernel.names[self.x.id]
 
     def epilogue_lines(self, kernel: Kernel) -> list:
-        """Loads and computation of the epilogue, once per result element (after ``v<root>``)."""
-        kernel.names[self.root.id] = f"v{self.root.id}"
+        """Loads and computation of the epilogue, once per result element (after the result's
+        local, ``kernel.local(root)``, is set)."""
         lines = sum(kernel.loads(self.epi_leaves, self.result_index, prefix="e"), [])
         return lines + kernel.assign(self.epilogue, self.result_index)

@@ -176,9 +176,9 @@ def scalar_call(v) -> bool:
     return v.op != "pow" or power_template(v, fma=True) is None
 
 
-def _source(kernel: Kernel, n_outputs: int, checked: dict, parallel: bool, body: list) -> tuple[str, tuple]:
+def _source(kernel: Kernel, n_outputs: int, parallel: bool, body: list) -> tuple[str, tuple]:
     """A kernel's whole source (``PRELUDE``, decorator, signature, ``body``) and its extras."""
-    args, extras = kernel.arguments(n_outputs, checked)
+    args, extras = kernel.arguments(n_outputs)
     lines = [f"@numba.njit(cache=True, error_model='numpy', parallel={parallel})",
              f"def kernel({', '.join(args)}):"] + indent(body, 1)
     return PRELUDE + "\n\n" + "\n".join(lines) + "\n", extras
@@ -190,10 +190,9 @@ def elementwise_kernel(group, leaves) -> KernelSource:
     e = elementwise(CPU, group, leaves)
     parallel = math.prod(e.domain) >= PARALLEL_MIN
     header, depth = _loops(range(len(e.domain)), e.domain, parallel)
-    source, extras = _source(e.kernel, len(group.roots), e.checked, parallel,
-                             e.hoisted + header + indent(e.point, depth))
+    source, extras = _source(e.kernel, len(group.roots), parallel, e.hoisted + header + indent(e.point, depth))
     return KernelSource(group.name, source, list(group.roots), e.kernel.bases, e.in_shapes,
-                        [e.domain] * len(group.roots), list(extras), e.checked,
+                        [e.domain] * len(group.roots), list(extras), e.kernel.faults,
                         [v for v in group.values if scalar_call(v)])
 
 
@@ -244,8 +243,8 @@ class _ReductionKernel:
         self.kernel = Kernel(CPU)
         self.hoisted, self.point, self.reduced = r.prologue_point(self.kernel)
         self.is_float = dt.is_float(r.x.dtype)
-        root = r.root
-        self.finish = [f"v{root.id} = {CTOR[root.dtype]}(acc)", f"o0[{r.out_index}] = v{root.id}"]
+        root, result = r.root, self.kernel.local(r.root)
+        self.finish = [f"{result} = {CTOR[root.dtype]}(acc)", f"o0[{r.out_index}] = {result}"]
         self.finish += r.epilogue_lines(self.kernel) + self.kernel.store(r.finals, r.out_arg, r.result_index)
         if r.row:  # a second pass over this row: the row epilogue (see fusion)
             loops, depth = _loops(r.axes, r.domain, False)
@@ -256,9 +255,10 @@ class _ReductionKernel:
         r = self.r
         body = self.body()
         threaded = any("numba.prange" in line for line in body)  # a column sum over rows stays serial
-        source, extras = _source(self.kernel, len(r.outputs), r.checked, threaded, self.hoisted + body)
+        source, extras = _source(self.kernel, len(r.outputs), threaded, self.hoisted + body)
         return KernelSource(self.name, source, r.outputs, self.kernel.bases,
-                            [arg_shape(b, False) for b in self.kernel.bases], r.out_shapes, list(extras), r.checked,
+                            [arg_shape(b, False) for b in self.kernel.bases], r.out_shapes, list(extras),
+                            self.kernel.faults,
                             [v for v in r.prologue + r.row if scalar_call(v)])  # the epilogue runs once a result
 
     def body(self) -> list:

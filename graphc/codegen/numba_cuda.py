@@ -127,17 +127,16 @@ def _unravel(flat: str, shape, names: list) -> list:
 CUDA = CudaEmitter()
 
 
-def _kernel(name, kernel: Kernel, outputs, out_shapes, lines, launch, *, extras=(), checked=None,
-            flat=False) -> KernelSource:
+def _kernel(name, kernel: Kernel, outputs, out_shapes, lines, launch, *, extras=(), flat=False) -> KernelSource:
     """The kernel ``name`` whose body is ``lines``: outputs ``o<k>``, base arrays ``a<k>`` (whole,
     or ``flat``), then ``extras`` ((name, dtype, size): zeroed scratch the runtime allocates with
-    the arena; ``err`` added when ``checked``, the kernel's faults, has any), launched as
+    the arena; ``err`` added when the kernel records faults), launched as
     ``launch`` = (blocks, threads), each an int or a tuple."""
-    args, extras = kernel.arguments(len(outputs), checked, extras)
+    args, extras = kernel.arguments(len(outputs), extras)
     head = ["@cuda.jit(cache=True)", f"def kernel({', '.join(args)}):"]
     src = PRELUDE.format(math=MATH[simulator()]) + "\n\n" + "\n".join(head + indent(lines, 1)) + "\n"
     return KernelSource(name, src, list(outputs), kernel.bases, [arg_shape(b, flat) for b in kernel.bases],
-                        out_shapes, list(extras), checked or {}, launch=launch)
+                        out_shapes, list(extras), kernel.faults, launch=launch)
 
 
 def _grid_stride(n: int, threads: int, max_blocks: int) -> tuple[list, int]:
@@ -151,7 +150,7 @@ def elementwise_kernel(group, leaves, threads, max_blocks) -> KernelSource:
     loop, blocks = _grid_stride(math.prod(e.domain), threads, max_blocks)
     lines = e.hoisted + loop + indent(_unravel("k", e.domain, e.index) + e.point + ["k += step"], 1)
     return _kernel(group.name, e.kernel, group.roots, [e.domain] * len(group.roots), lines, (blocks, threads),
-                   checked=e.checked, flat=e.flat)
+                   flat=e.flat)
 
 
 _COMBINE = {"sum": "{0} + {1}", "max": MAXIMUM, "min": MINIMUM}
@@ -201,7 +200,7 @@ class _ReductionKernel:
             finish = self.last_block(finish)
         lines += indent(self.share() + finish + ["w += np.uint64(cuda.gridDim.x)"], 1)
         return _kernel(self.name, self.kernel, r.outputs, r.out_shapes, self.hoisted + lines,
-                       (self.blocks, threads), extras=extras, checked=r.checked)
+                       (self.blocks, threads), extras=extras)
 
     def share(self) -> list:
         """This thread's share of result ``q``'s reduced elements, into ``acc``, then the tree."""
@@ -224,7 +223,8 @@ class _ReductionKernel:
         """The result, the epilogue (thread 0 stores them) and the row pass, split across the
         block's threads."""
         r, kernel = self.r, self.kernel
-        finish = [f"v{r.root.id} = {CTOR[r.root.dtype]}(acc)", "if t == 0:", f"    o0[{r.out_index}] = v{r.root.id}"]
+        result = kernel.local(r.root)
+        finish = [f"{result} = {CTOR[r.root.dtype]}(acc)", "if t == 0:", f"    o0[{r.out_index}] = {result}"]
         finish += r.epilogue_lines(kernel)
         finish += ["if t == 0:"] + indent(kernel.store(r.finals, r.out_arg, r.result_index), 1)
         finish += ["    pass"] if not r.finals else []
@@ -255,7 +255,7 @@ def reduction_kernel(group, leaves, threads, max_blocks) -> KernelSource:
 # ---------------------------------------------------------------- library steps
 
 
-def _pointwise(name, v, lines_at, threads, max_blocks, checked=None) -> KernelSource:
+def _pointwise(name, v, lines_at, threads, max_blocks) -> KernelSource:
     """A kernel with one thread per element of ``v``: ``lines_at(index, kernel)`` computes
     ``res`` at ``index`` (unsigned indices ``i0``..)."""
     shape = v.shape or (1,)
@@ -264,12 +264,13 @@ def _pointwise(name, v, lines_at, threads, max_blocks, checked=None) -> KernelSo
     point = lines_at(index[:v.ndim], kernel)
     loop, blocks = _grid_stride(math.prod(shape), threads, max_blocks)
     lines = loop + indent(_unravel("k", shape, index) + point + [f"o0[{', '.join(index)}] = res", "k += step"], 1)
-    return _kernel(name, kernel, [v], [shape], lines, (blocks, threads), checked=checked)
+    return _kernel(name, kernel, [v], [shape], lines, (blocks, threads))
 
 
-def _check(v, idx: str, size: int) -> list:
+def _check(kernel: Kernel, v, idx: str, size: int) -> list:
     """Record an out-of-range index (the runtime raises DataError after the call) and read 0."""
-    return [f"if {idx} < 0 or {idx} >= {size}:", f"    err[0] = {v.id + 1}", f"    err[1] = {idx}", f"    {idx} = 0"]
+    code = kernel.fault(v.id, f"%{v.id} ({v.op}): index {{}} is out of range [0, {size})")
+    return [f"if {idx} < 0 or {idx} >= {size}:", f"    err[0] = {code}", f"    err[1] = {idx}", f"    {idx} = 0"]
 
 
 def _concat(v, index, kernel):
@@ -304,7 +305,7 @@ def _take(v, index, kernel):
     axis = v.attrs["axis"]
     at = list(index)
     at[axis] = "np.uint64(j)"
-    return ([f"j = np.int64({kernel.read(idx, index)})"] + _check(v, "j", x.shape[axis])
+    return ([f"j = np.int64({kernel.read(idx, index)})"] + _check(kernel, v, "j", x.shape[axis])
             + [f"res = {kernel.read(x, at)}"])
 
 
@@ -318,7 +319,7 @@ def _scatter(v, index, kernel):
     add = "acc + np.float64(u)" if dt.is_float(v.dtype) else f"{CTOR[v.dtype]}({u}(acc) + {u}(u))"
     return ([f"acc = {acc}(0)", f"for m in range({_u(upd.shape[axis])}):",
              f"    j = np.int64({kernel.read(idx, at)})"]
-            + indent(_check(v, "j", v.attrs["size"]), 1)
+            + indent(_check(kernel, v, "j", v.attrs["size"]), 1)
             + [f"    if np.uint64(j) == {index[axis]}:", f"        u = {kernel.read(upd, at)}",
                f"        acc = {add}", f"res = {CTOR[v.dtype]}(acc)"])
 
@@ -339,8 +340,6 @@ def _arg(v, index, kernel):
 
 _POINTWISE = {"concat": _concat, "pad": _pad, "take_along_axis": _take,
               "scatter_add": _scatter, "argmax": _arg, "argmin": _arg}
-_CHECKED = {"take_along_axis": lambda v: v.inputs[0].shape[v.attrs["axis"]],
-            "scatter_add": lambda v: v.attrs["size"]}
 
 
 def matmul_kernel(name, v, side: int, reach: int) -> KernelSource:
@@ -403,9 +402,7 @@ def library_kernel(group, threads, max_blocks) -> KernelSource:
         rule = _POINTWISE[v.op]
     except KeyError:
         raise CompileError(f"%{v.id}: no CUDA lowering for op {v.op!r}") from None
-    checked = ({v.id + 1: f"%{v.id} ({v.op}): index {{}} is out of range [0, {_CHECKED[v.op](v)})"}
-               if v.op in _CHECKED else None)
-    return _pointwise(group.name, v, lambda index, kernel: rule(v, index, kernel), threads, max_blocks, checked)
+    return _pointwise(group.name, v, lambda index, kernel: rule(v, index, kernel), threads, max_blocks)
 
 
 def kernel_source(group, leaves, threads: int = THREADS, max_blocks: int = MAX_BLOCKS) -> KernelSource:

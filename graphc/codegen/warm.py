@@ -39,27 +39,28 @@ STALL_S = 120.0  # no kernel finished in any worker for this long: they hang, an
 def compile_kernels(jobs: list, workers: bool = True) -> list:
     """The dispatcher of each job ``(source, argument types)``, compiled for those types or loaded
     from numba's cache (types ``None``: imported only, for the CUDA simulator); ``workers=False``
-    compiles in this process only."""
-    first = {}  # key -> index of its first job: each kernel is compiled once
-    for i, (source, types) in enumerate(jobs):
+    compiles in this process only. Jobs of one source (an unrolled loop's steps) share one
+    dispatcher, compiled once for each distinct argument types, all by the same process."""
+    signatures = {}  # kernel key -> (source, the distinct argument types its jobs pass)
+    for source, types in jobs:
         if types is not None:
-            first.setdefault(kernel_key(source), i)
-    pending = [i for i in first.values() if not is_cached(jobs[i][0])]
+            wanted = signatures.setdefault(kernel_key(source), (source, []))[1]
+            if types not in wanted:
+                wanted.append(types)
+    pending = [key for key, (source, _) in signatures.items() if not is_cached(source)]
     n_workers = _workers(len(pending)) if workers else 0
     progress = _Progress(len(pending), n_workers)
-    by_workers = _in_workers([jobs[i] for i in pending], n_workers, progress) if n_workers else set()
+    by_workers = _in_workers([signatures[key] for key in pending], n_workers, progress) if n_workers else set()
     here = set(pending) - {pending[k] for k in by_workers}
-    fns = []
-    for i, (source, types) in enumerate(jobs):
+    for key, (source, wanted) in signatures.items():
         fn = load_kernel(source)
-        if types is not None:
-            fn.compile(types)  # compiles if i is in here, else loads what numba cached
-            seal(source)
-        if i in here:
+        for types in wanted:
+            fn.compile(types)  # compiles if key is in here, else loads what numba cached
+        seal(source)
+        if key in here:
             progress.advance()
-        fns.append(fn)
     progress.close()
-    return fns
+    return [load_kernel(source) for source, _ in jobs]
 
 
 def _cpus() -> int:
@@ -129,9 +130,10 @@ def _worker_env() -> dict:
 
 
 def _ask(proc, job) -> bool:
-    """Have worker ``proc`` compile ``job``; whether it did."""
-    source, types = job
-    request = {"source": source, "types": base64.b64encode(pickle.dumps(types)).decode("ascii")}
+    """Have worker ``proc`` compile ``job`` (a source and the argument types to compile it for);
+    whether it did."""
+    source, wanted = job
+    request = {"source": source, "types": base64.b64encode(pickle.dumps(wanted)).decode("ascii")}
     try:
         proc.stdin.write(json.dumps(request) + "\n")
         proc.stdin.flush()

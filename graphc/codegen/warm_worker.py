@@ -1,8 +1,8 @@
 """A compile worker (``python -m graphc.codegen.warm_worker``, started by ``warm``).
 
-It reads one job a line on stdin, JSON ``{"source": kernel source, "types": base64 pickle of
-the argument types}``, imports the kernel from the cache directory (``GRAPHC_CACHE_DIR``),
-compiles it for those types, which writes numba's cache files, seals them, and answers ``ok``
+It reads one job a line on stdin, JSON ``{"source": kernel source, "types": base64 pickle of a
+list of argument types}``, imports the kernel from the cache directory (``GRAPHC_CACHE_DIR``),
+compiles it for each, which writes numba's cache files, seals them, and answers ``ok``
 or ``error <what>`` a line on stdout. It exits when stdin closes.
 """
 
@@ -19,7 +19,9 @@ def main() -> None:
     for line in sys.stdin:
         try:
             job = json.loads(line)
-            load_kernel(job["source"]).compile(pickle.loads(base64.b64decode(job["types"])))
+            kernel = load_kernel(job["source"])
+            for types in pickle.loads(base64.b64decode(job["types"])):
+                kernel.compile(types)
             seal(job["source"])
             reply = "ok"
         except Exception as e:  # noqa: BLE001 - any failure is reported; the parent compiles the kernel itself

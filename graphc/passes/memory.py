@@ -11,6 +11,7 @@ the least any packing could reach.
 """
 
 from dataclasses import dataclass
+from itertools import accumulate
 
 from ..ir.ops import base_of
 from .analysis import forward_ids
@@ -56,9 +57,19 @@ def plan_memory(graph, steps) -> MemoryPlan:
     offsets = min((_pack(buffers, order) for order in orders), key=lambda o: _extent(o, by_id))
     arena = _extent(offsets, by_id)
     outputs = sum(by_id[vid].type.nbytes for vid in fresh)
-    live = [sum(by_id[vid].type.nbytes for vid, (a, b) in lifetimes.items()
-                if a <= k and (b >= k or vid in fresh)) for k in range(len(steps))]
+    live = _live_bytes(lifetimes, fresh, by_id, len(steps))
     return MemoryPlan(offsets, fresh, lifetimes, arena, arena + outputs, live, outputs)
+
+
+def _live_bytes(lifetimes: dict, fresh: set, by_id, n_steps: int) -> list:
+    """Bytes live after each step: a buffer from the step that writes it through its last
+    reader (an output to the end), summed in one sweep over the steps."""
+    change = [0] * (n_steps + 1)
+    for vid, (first, last) in lifetimes.items():
+        size = by_id[vid].type.nbytes
+        change[first] += size
+        change[n_steps if vid in fresh else min(last, n_steps - 1) + 1] -= size
+    return list(accumulate(change[:n_steps]))
 
 
 def _extent(offsets: dict, by_id) -> int:

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import graphc as gc
+from graphc import examples
 
 ELEMENTWISE = {name for name, op in gc.OPS.items() if op.kind == "elementwise"}
 
@@ -548,3 +549,24 @@ def test_int64_chain_by_hand():
     expected = ((X * X + 1) @ X).sum(axis=0) - 4
     r = ev(g, out, x=X)
     assert r.dtype == np.int64 and r.tolist() == expected.tolist() == [74, 108]
+
+
+def test_select_keeps_only_the_named_outputs():
+    """A train step without its grad_* outputs: a new graph, same signature, the old one untouched,
+    and the compiled selection computes what the full graph computes for those outputs."""
+    step = examples.sgd_step(gc.grad(examples.two_layer(n=4, d_in=5, hidden=3, d_out=2)), lr=0.1)
+    lean = step.select("new_w2", "loss", name="lean")
+    assert list(lean.outputs) == ["new_w2", "loss"] and lean.name == "lean"
+    assert list(lean.arguments) == list(step.arguments) and "grad_w1" in step.outputs
+    rng = np.random.default_rng(0)
+    args = {n: rng.standard_normal(v.shape).astype(v.dtype) for n, v in step.arguments.items()}
+    full = gc.evaluate(step, **args)
+    got = gc.compile(lean)(**args)
+    assert sorted(got) == ["loss", "new_w2"]
+    for n in got:
+        np.testing.assert_allclose(got[n], full[n], rtol=1e-5)
+    assert gc.compile(lean).stats["n_values"] < gc.compile(step).stats["n_values"]
+    for bad, why in (((), "name at least one output"), (("loss", "nope"), "no output named 'nope'"),
+                     (("loss", "loss"), "an output is named twice")):
+        with pytest.raises(gc.GraphError, match=why):
+            step.select(*bad)

@@ -166,6 +166,19 @@ class Graph:
             new.output(name_, new.nodes[v.id])
         return new
 
+    def select(self, *names: str, name: str | None = None) -> "Graph":
+        """A copy whose outputs are only ``names``, in that order (a train step without its
+        ``grad_*`` outputs); its inputs and params stay, and what no output needs is dropped
+        when it compiles. Graphs only grow, so this is a new graph."""
+        unknown = [n for n in names if n not in self.outputs]
+        if unknown or not names or len(set(names)) != len(names):
+            why = f"it has no output named {unknown[0]!r}" if unknown else (
+                "name at least one output" if not names else "an output is named twice")
+            raise GraphError(f"select: graph {self.name!r}: {why} (its outputs: {', '.join(self.outputs) or 'none'})")
+        new = self.copy(name)
+        new.outputs = {n: new.outputs[n] for n in names}
+        return new
+
     def to_networkx(self):
         """A networkx DiGraph: one node per value id with op, shape, dtype (and name, value)."""
         import networkx as nx

@@ -61,3 +61,27 @@ def test_out_buffers_may_not_overlap_inputs_or_each_other(fn):
     buf = np.empty((2, 4, 5))
     with pytest.raises(gc.ArgumentError, match="shares memory"):
         fn.run({"x": x}, out={"y": buf[0], "y_again": buf[0]})
+
+
+def test_the_overlap_sweep_finds_what_pairwise_checks_find():
+    """The linear sweep over memory extents reports an overlap exactly when some pair with an
+    out in it shares memory by np.may_share_memory, and names such a pair."""
+    import itertools
+    import random
+
+    from graphc.runtime.executable import _first_overlap
+
+    base, rng = np.zeros(100), random.Random(0)
+    for _ in range(2000):
+        arrays = []
+        for k in range(rng.randint(1, 6)):
+            lo = rng.randint(0, 99)
+            arrays.append((f"a{k}", base[lo:rng.randint(lo, 100)], rng.random() < 0.5))
+        expected = any((p[2] or q[2]) and np.may_share_memory(p[1], q[1])
+                       for p, q in itertools.combinations(arrays, 2))
+        found = _first_overlap(arrays)
+        assert (found is not None) == expected, arrays
+        if found:
+            named = {what: (a, is_out) for what, a, is_out in arrays}
+            (a, is_out), (b, _) = named[found[0]], named[found[1]]
+            assert is_out and found[0] != found[1] and np.may_share_memory(a, b)

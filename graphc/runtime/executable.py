@@ -102,6 +102,27 @@ def _reshaped(a: np.ndarray, shape) -> np.ndarray:
         return _stand_in(shape, a.dtype)
 
 
+_byte_bounds = np.lib.array_utils.byte_bounds if hasattr(np.lib, "array_utils") else np.byte_bounds  # numpy < 2
+
+
+def _first_overlap(arrays) -> tuple | None:
+    """(an out, what it overlaps) for some pair of ``arrays`` ((what, array, is an out) each)
+    whose memory extents overlap where one of the two is an out, or None. The extents are
+    np.may_share_memory's (first to last byte), sorted once and swept: linear after the sort,
+    where checking each out against everything took quadratic time (6.6 ms for 36 outputs)."""
+    spans = sorted((*_byte_bounds(a), what, is_out) for what, a, is_out in arrays if a.size)
+    reach = reach_out = (None, None)  # (end, what) of the span reaching furthest: of all; of outs
+    for start, end, what, is_out in spans:
+        before = reach if is_out else reach_out  # an out may overlap anything, an input only an out
+        if before[0] is not None and start < before[0]:
+            return (what, before[1]) if is_out else (before[1], what)
+        if reach[0] is None or end > reach[0]:
+            reach = (end, what)
+        if is_out and (reach_out[0] is None or end > reach_out[0]):
+            reach_out = (end, what)
+    return None
+
+
 class Executable:
     """``fn(**arrays) -> {output name: ndarray}``; see ``report()`` and ``stats`` for the plan."""
 
@@ -362,11 +383,10 @@ class Executable:
                 raise ShapeError(f"out {name!r}: expected shape {v.shape}, got {a.shape}")
             if not (a.flags.c_contiguous and a.flags.writeable):
                 raise ArgumentError(f"out {name!r}: must be C-contiguous and writeable")
-            others = [(f"input {n!r}", env[x.id]) for n, x in self.graph.arguments.items()]
-            others += [(f"out {m!r}", b) for m, b in out.items() if m != name]
-            for what, b in others:
-                if np.may_share_memory(a, b):
-                    raise ArgumentError(f"out {name!r}: shares memory with {what}")
+        spans = [(f"input {n!r}", env[x.id], False) for n, x in self.graph.arguments.items()]
+        overlap = _first_overlap(spans + [(f"out {n!r}", a, True) for n, a in out.items()])
+        if overlap:
+            raise ArgumentError(f"{overlap[0]}: shares memory with {overlap[1]}")
         return {outputs[n].id: a for n, a in reversed(list(out.items()))}
 
     @one_at_a_time

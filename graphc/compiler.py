@@ -43,8 +43,7 @@ def compile(graph, target="cpu", fuse=True, remat="none", dump=None, eager=False
     for name, ks in kernels.items():
         dump.write(f"6-codegen-{name}", ks.source)
     stats = _stats(planned, kernels, remat, target)
-    plan = Plan(planned.graph, planned.steps, kernels, planned.memory, planned.remat, stats,
-                compile_report(planned, stats, kernels if target == "cpu" else {}), planned.residuals, copies)
+    plan = Plan(planned, kernels, stats, compile_report(planned, stats, kernels if target == "cpu" else {}), copies)
     fn = CudaExecutable(plan) if target == "cuda" else Executable(plan)
     return fn.warm() if eager else fn
 

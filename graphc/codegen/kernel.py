@@ -151,11 +151,6 @@ def _checked(v) -> bool:
     return v.op in INT_FAULTS and v.inputs[0].dtype in dt.INTS
 
 
-def with_faults(args: list, checked: dict) -> tuple[list, tuple]:
-    """A kernel's argument names and extras, with ``err`` appended when it checks values."""
-    return (args + [ERR[0]], (ERR,)) if checked else (args, ())
-
-
 # ---------------------------------------------------------------- the scalar lowering
 
 
@@ -235,7 +230,7 @@ def elementwise(emitter: "Emitter", group, leaves) -> Elementwise:
     kernel = Kernel(emitter)
     hoisted, point = kernel.loads(leaves, index)
     point += kernel.assign(group.values, index)
-    point += [f"o{k}[{', '.join(index)}] = {kernel.names[r.id]}" for k, r in enumerate(group.roots)]
+    point += kernel.store(group.roots, {r.id: f"o{k}" for k, r in enumerate(group.roots)}, index)
     return Elementwise(kernel, domain, flat, index, hoisted, point)
 
 
@@ -335,8 +330,8 @@ class Kernel:
         """The kernel's argument names (outputs ``o<k>``, bases ``a<k>``, then ``extras``'
         names, then ``err`` when it records faults) and the extras the runtime passes."""
         names = [f"o{k}" for k in range(n_outputs)] + [f"a{k}" for k in range(len(self.bases))]
-        args, checks = with_faults(names + [e[0] for e in extras], self.faults)
-        return args, tuple(extras) + checks
+        extras = tuple(extras) + ((ERR,) if self.faults else ())
+        return names + [e[0] for e in extras], extras
 
 
 # ---------------------------------------------------------------- reductions

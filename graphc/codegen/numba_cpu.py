@@ -312,16 +312,10 @@ class _ReductionKernel:
         per kernel)."""
         root, axes = self.r.root, self.r.axes
         if not (root.op == "sum" and self.is_float):
-            lines, depth = [], 0
-            for a in axes:
-                lines.append("    " * depth + f"for i{a} in range({ranges[a][0]}, {ranges[a][1]}):")
-                depth += 1
+            lines, depth = _ranges(axes, ranges)
             return lines + indent(self.point + _accumulate(root.op, "acc", self.reduced, self.is_float), depth)
         *outer, last = axes
-        lines, depth = [], 0
-        for a in outer:
-            lines.append("    " * depth + f"for i{a} in range({ranges[a][0]}, {ranges[a][1]}):")
-            depth += 1
+        lines, depth = _ranges(outer, ranges)
         start, stop = ranges[last]
         block = [f"for b in range({start}, {stop}, np.uint64({BLOCK})):",
                  f"    n = min(np.uint64({BLOCK}), {stop} - b)",
@@ -330,6 +324,12 @@ class _ReductionKernel:
         block += indent(self.point + [f"blk[j] = np.float64({self.reduced})"], 2)
         block += ["    acc += _sum_block(blk, n)"]
         return lines + indent(block, depth)
+
+
+def _ranges(axes, ranges: dict) -> tuple[list, int]:
+    """Nested loops ``for i<a> in range(*ranges[a])`` over ``axes``: (lines, depth of the body)."""
+    lines = ["    " * depth + f"for i{a} in range({ranges[a][0]}, {ranges[a][1]}):" for depth, a in enumerate(axes)]
+    return lines, len(lines)
 
 
 def reduction_kernel(group, leaves, parallel_min: int = REDUCTION_PARALLEL_MIN) -> KernelSource:

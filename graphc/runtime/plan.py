@@ -5,6 +5,7 @@ from dataclasses import asdict, dataclass, field
 from ..codegen.kernel import KernelSource
 from ..ir.graph import Graph
 from ..passes.memory import MemoryPlan
+from ..passes.pipeline import StepPlan
 from ..passes.remat import Remat
 
 
@@ -32,15 +33,34 @@ class Stats:
 
 @dataclass(frozen=True)
 class Plan:
-    """The rewritten graph, its steps in order, each step's kernel (by step name), the memory
-    plan, the remat rewrite, the figures, the report, and what the backward keeps."""
+    """What the passes made (the rewritten graph, its steps in order, the memory plan, the remat
+    rewrite), each step's kernel (by step name), the figures and the report."""
 
-    graph: Graph  # what the steps compute
-    steps: list  # scheduled groups (passes.fusion.Group)
+    passes: StepPlan
     kernels: dict[str, KernelSource]  # by step name
-    memory: MemoryPlan
-    remat: Remat
     stats: Stats
     report: str
-    residuals: list  # rows: each activation kept ("saved") or recomputed
     copies: dict = field(default_factory=dict)  # CUDA: output value id -> kernel copying a view or argument
+
+    @property
+    def graph(self) -> Graph:
+        """What the steps compute."""
+        return self.passes.graph
+
+    @property
+    def steps(self) -> list:
+        """The scheduled groups (``passes.fusion.Group``)."""
+        return self.passes.steps
+
+    @property
+    def memory(self) -> MemoryPlan:
+        return self.passes.memory
+
+    @property
+    def remat(self) -> Remat:
+        return self.passes.remat
+
+    @property
+    def residuals(self) -> list:
+        """Rows: each activation kept ("saved") or recomputed for the backward."""
+        return self.passes.residuals

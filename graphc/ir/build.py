@@ -190,6 +190,9 @@ def matmul(a, b) -> Value:
         raise ShapeError(f"matmul: shapes {a.shape} and {b.shape} do not fit: contraction dimensions "
                          f"{a.shape[-1]} and {b.shape[-2 if b.ndim > 1 else 0]} differ")
     dtype = dt.promote(a.dtype, b.dtype)
+    if a.ndim > 2 and b.ndim == 2:  # rows times one matrix: one 2-D matmul, and so is b's gradient
+        rows = _node("matmul", [reshape(cast(a, dtype), (math.prod(a.shape[:-1]), a.shape[-1])), cast(b, dtype)])
+        return reshape(rows, a.shape[:-1] + b.shape[-1:])
     a2 = reshape(cast(a, dtype), (1,) + a.shape) if a.ndim == 1 else cast(a, dtype)
     b2 = reshape(cast(b, dtype), b.shape + (1,)) if b.ndim == 1 else cast(b, dtype)
     try:

@@ -166,6 +166,25 @@ class Graph:
             new.output(name_, new.nodes[v.id])
         return new
 
+    def live_ids(self) -> set:
+        """Ids of the values some output needs, and of every input and param."""
+        live = {v.id for v in self.outputs.values()} | {v.id for v in self.arguments.values()}
+        for v in reversed(self.nodes):
+            if v.id in live:
+                live.update(i.id for i in v.inputs)
+        return live
+
+    def pruned(self, name: str | None = None) -> "Graph":
+        """A copy without the values no output needs (inputs and params stay), nothing else
+        rewritten; ids are renumbered."""
+        new, live, twin = Graph(name or self.name), self.live_ids(), {}
+        for v in self.nodes:
+            if v.id in live:
+                twin[v.id] = new.add_node(v.op, [twin[i.id] for i in v.inputs], dict(v.attrs))
+        for name_, v in self.outputs.items():
+            new.output(name_, twin[v.id])
+        return new
+
     def select(self, *names: str, name: str | None = None) -> "Graph":
         """A copy whose outputs are only ``names``, in that order (a train step without its
         ``grad_*`` outputs); its inputs and params stay, and what no output needs is dropped

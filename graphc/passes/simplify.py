@@ -203,14 +203,6 @@ _RULES = {
 # ---------------------------------------------------------------- the pass
 
 
-def _live(graph) -> set:
-    live = {v.id for v in graph.outputs.values()} | {v.id for v in graph.arguments.values()}
-    for v in reversed(graph.nodes):
-        if v.id in live:
-            live.update(i.id for i in v.inputs)
-    return live
-
-
 def _replay(graph, keep=None) -> Graph:
     rw = _Rewriter(graph.name)
     new = {}
@@ -224,7 +216,7 @@ def _replay(graph, keep=None) -> Graph:
 
 def dce(graph) -> Graph:
     """Drop values no output needs (inputs and params stay)."""
-    return _replay(graph, _live(graph))
+    return _replay(graph, graph.live_ids())
 
 
 def simplify(graph, max_rounds: int = 8) -> Graph:

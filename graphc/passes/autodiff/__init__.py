@@ -15,6 +15,7 @@ from ...ir import dtypes as dt
 from ...ir.graph import Value
 from ...ir.ops import OPS, SOURCES
 from ..simplify import simplify as _simplify
+from .accumulate import total
 from .jvp import JVP
 from .vjp import VJP, zeros_like
 
@@ -35,16 +36,15 @@ def _on_path(graph, wrt, targets) -> set:
 def backprop(graph, seeds: dict, wrt: list) -> list:
     """Cotangents of ``wrt`` given ``seeds`` (value -> cotangent), appended to ``graph``."""
     path = _on_path(graph, wrt, seeds)
-    ct = dict(seeds)
+    sent = {v: [c] for v, c in seeds.items()}  # value -> what its users sent it so far
     for v in reversed(list(graph.nodes)):
-        cotangent = ct.get(v)
-        if cotangent is None or v not in path or v.op in SOURCES or not OPS[v.op].differentiable:
+        if v not in sent or v not in path or v.op in SOURCES or not OPS[v.op].differentiable:
             continue
+        cotangent = total(sent.pop(v))  # every user of v comes after it: the list is complete
         for i, x in enumerate(v.inputs):
             if x in path and dt.is_float(x.dtype):
-                c = VJP[v.op](v, cotangent, i)
-                ct[x] = c if x not in ct else ct[x] + c
-    return [zeros_like(w) if ct.get(w) is None else ct[w] for w in wrt]
+                sent.setdefault(x, []).append(VJP[v.op](v, cotangent, i))
+    return [total(sent[w]) if w in sent else zeros_like(w) for w in wrt]
 
 
 def push_forward(graph, tangents: dict) -> dict:
@@ -73,6 +73,12 @@ def wrt_names(graph, wrt) -> list[str]:
     if len(set(names)) != len(names):
         raise GraphError(f"wrt: repeated names in {names}")
     return names
+
+
+def _finish(graph, simplify: bool):
+    """The derivative graph, simplified, or only pruned of the zero pads that joined into one
+    concat (``accumulate.py``)."""
+    return _simplify(graph) if simplify else graph.pruned()
 
 
 def _add_outputs(graph, values: dict) -> None:
@@ -132,7 +138,7 @@ def grad(graph, of=None, wrt=None, names=None, simplify=True):
     seed = new.const(1, out.dtype)
     grads = backprop(new, {new.outputs[of]: seed}, [args[w] for w in wrt])
     _add_outputs(new, {names.get(w, f"grad_{w}"): g for w, g in zip(wrt, grads)})
-    return _simplify(new) if simplify else new
+    return _finish(new, simplify)
 
 
 def vjp(graph, wrt=None, simplify=True):
@@ -148,7 +154,7 @@ def vjp(graph, wrt=None, simplify=True):
             seeds[v] = c if v not in seeds else seeds[v] + c
     grads = backprop(new, seeds, [args[w] for w in wrt])
     _add_outputs(new, {f"grad_{w}": g for w, g in zip(wrt, grads)})
-    return _simplify(new) if simplify else new
+    return _finish(new, simplify)
 
 
 def jvp(graph, wrt=None, simplify=True):
@@ -160,4 +166,4 @@ def jvp(graph, wrt=None, simplify=True):
     tan = push_forward(new, {args[w]: _new_input(new, f"tangent_{w}", args[w]) for w in wrt})
     _add_outputs(new, {f"tangent_{name}": zeros_like(v) if tan.get(v) is None else tan[v]
                        for name, v in list(new.outputs.items()) if dt.is_float(v.dtype)})
-    return _simplify(new) if simplify else new
+    return _finish(new, simplify)

@@ -14,7 +14,7 @@ numpy (forward and backward), jax.jit and PyTorch eager, each checked against nu
 import numpy as np
 
 import graphc as gc
-from common import (check_and_time, graphc_step, jax_or_none, jax_step, lazy_module, ratio_line, repeats, table,
+from common import (check_and_time, graphc_step, jax_or_none, jax_step, lazy_module, print_peers, repeats,
                     torch_or_none, torch_step)
 
 ROWS, COLS = 4096, 256
@@ -69,11 +69,7 @@ def bench(title, graph, numpy_fn, arrays, wrt, peers, loss_atol):
              ("numpy", lambda: lambda: numpy_fn(**arrays), "forward and backward by hand")] + peers
     rows = check_and_time(title, steps, numpy_fn(**arrays), wrt, repeats(50), rtol=1e-4, atol=3e-6,
                           loss_atol=loss_atol)
-    if rows:
-        print(table(title, rows))
-        print(ratio_line(rows, "graphc", "jax.jit"))
-        print(ratio_line(rows, "graphc", "pytorch"))
-        print()
+    print_peers(title, rows)
 
 
 def main():

@@ -203,6 +203,16 @@ def check_and_time(title: str, steps: list, reference, wrt: list, repeat: int, r
 _WORKER = "GRAPHC_BENCH_STEP"  # set in a benchmark's worker process: JSON [table title, system]
 
 
+def print_peers(title: str, rows: list) -> None:
+    """``table`` of ``rows`` with graphc's ratios to jax.jit and PyTorch under it (nothing when
+    this process is one of ``check_and_time``'s workers, which return no rows)."""
+    if rows:
+        print(table(title, rows))
+        print(ratio_line(rows, "graphc", "jax.jit"))
+        print(ratio_line(rows, "graphc", "pytorch"))
+        print()
+
+
 def ratio_line(rows: list, ours: str, peer: str, target: str = "") -> str:
     """``ours``'s time over ``peer``'s, from ``table`` rows; "not measured" where either did not run."""
     t = dict((r[0], r[1]) for r in rows)

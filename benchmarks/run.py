@@ -12,7 +12,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # bench_compile_time.py is left out: its default cases take about 5 minutes (the 16-block
 # residual net compiled cold three ways); run it by itself
 SCRIPTS = ["bench_two_layer.py", "bench_call_overhead.py", "bench_mlp.py", "bench_elementwise.py", "bench_gelu.py",
-           "bench_rows.py",
+           "bench_rows.py", "bench_models.py",
            "bench_compile.py", "bench_remat.py", "bench_remat_losses.py", "bench_chain_compile.py"]
 
 

@@ -12,10 +12,10 @@ from .check import check_grads
 from .errors import (ArgumentError, BudgetError, CompileError, DataError, DTypeError, GradientCheckError,
                      GraphcError, GraphError, GraphcWarning, ResourceError, ShapeError)
 from .ir.build import (abs, add, argmax, argmin, broadcast_to, cast, checkpoint, concat, cos, div, eq, erf, exp,
-                       expm1, ge, gt, le, log, log1p, lt, matmul, max, maximum, mean, min, minimum,
+                       expm1, ge, gt, index_add, le, log, log1p, lt, matmul, max, maximum, mean, min, minimum,
                        mul, ne, neg, one_hot, pad, pow, reciprocal, relu, reshape, rsqrt, sigmoid, sign,
-                       scatter_add, sin, softplus, sqrt, square, stop_gradient, sub, sum, take_along_axis, tanh,
-                       transpose, where)
+                       scatter_add, sin, softplus, sqrt, square, stop_gradient, sub, sum, take, take_along_axis,
+                       tanh, transpose, where)
 from .ir.composites import (cross_entropy, gelu, l2_regularization, layer_norm, linear, log_softmax,
                             logsumexp, mse, softmax, svm_loss)
 from .ir.dot import to_dot

@@ -67,8 +67,7 @@ def generate(graph, steps, target: str) -> tuple[dict, dict]:
     leaves = {s.name: [by_id[i] for i in sorted(group_reads(s))] for s in steps}
     if target == "cpu":
         blas = any(v.op == "matmul" for s in steps if s.kind is StepKind.LIBRARY for v in s.roots)
-        return {s.name: numba_cpu.kernel_source(s, leaves[s.name], blas)
-                for s in steps if s.kind is StepKind.LOOP}, {}
+        return {s.name: numba_cpu.kernel_source(s, leaves[s.name], blas) for s in steps if numba_cpu.has_kernel(s)}, {}
     launch = SIMULATOR_LAUNCH if numba_cuda.simulator() else {}
     runs = [s for s in steps if s.kind is not StepKind.VIEW]
     kernels = {s.name: numba_cuda.kernel_source(s, leaves[s.name], **launch) for s in runs}
@@ -81,7 +80,7 @@ def _stats(planned: StepPlan, kernels: dict, remat, target: str) -> Stats:
     graph, steps, memory = planned.graph, planned.steps, planned.memory
     return Stats(
         n_kernels=sum(1 for s in steps if s.kind is not StepKind.VIEW),
-        n_loop_kernels=len(kernels),
+        n_loop_kernels=sum(1 for s in steps if s.kind is StepKind.LOOP),
         n_library_calls=sum(1 for s in steps if s.kind is StepKind.LIBRARY),
         n_values=len(graph.nodes),
         flops=graph_flops(graph),

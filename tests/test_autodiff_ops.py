@@ -338,6 +338,19 @@ def scatter_case(draw):
 
 
 @st.composite
+def gather_case(draw, op):
+    """take (an embedding lookup, on any axis, indices of any rank, repeats) or its transpose index_add."""
+    rng = np.random.default_rng(draw(seeds))
+    shape = draw(shapes(min_dims=1, max_dims=3))
+    axis = draw(st.integers(0, len(shape) - 1))
+    idx = rng.integers(0, shape[axis], draw(shapes(min_dims=0, max_dims=2))).astype("int64")
+    if op == "take":
+        return Case(lambda g, x, i: gc.take(x, i, axis), {"x": real(rng, shape), "i": idx})
+    ushape = shape[:axis] + idx.shape + shape[axis + 1:]
+    return Case(lambda g, u, i: gc.index_add(u, i, axis, shape[axis]), {"u": real(rng, ushape), "i": idx})
+
+
+@st.composite
 def checkpoint_case(draw):
     """An identity for values and gradients, however it is marked."""
     rng = np.random.default_rng(draw(seeds))
@@ -363,6 +376,8 @@ CASES = {
     "pad": pad_case(),
     "take_along_axis": take_case(),
     "scatter_add": scatter_case(),
+    "take": gather_case("take"),
+    "index_add": gather_case("index_add"),
 }
 
 DIFFERENTIABLE = {n for n, o in gc.OPS.items() if o.differentiable and o.kind != "source"}

@@ -36,7 +36,7 @@ ALL_AXES = [axes for r in range(4) for axes in itertools.combinations(range(3), 
 # ops that accept integer operands, each of which must be compiled for int32 and int64 too
 INT_OPS = set(INT_UNARY + INT_BINARY + COMPARES + REDUCTIONS) | {
     "where", "cast", "argmax", "argmin", "matmul", "transpose", "reshape", "broadcast_to", "concat", "pad",
-    "slice", "take_along_axis", "scatter_add"}
+    "slice", "take_along_axis", "scatter_add", "take", "index_add"}
 
 CASES = {}  # name -> builder() returning (graph, args, rtol, atol)
 FUSED_ONLY = set()  # cases whose unfused compile would only add compile time, not coverage
@@ -335,6 +335,10 @@ def _layout(dtype):
     g.output("take", gc.take_along_axis(x, idx, axis=1))
     g.output("take_used", gc.take_along_axis(gc.tanh(x), gc.argmax(x, axis=1, keepdims=True), axis=1))
     g.output("scatter", gc.scatter_add(x[:, :2], idx, axis=1, size=4))
+    g.output("rows", gc.take(x, idx[:, 0]))  # an embedding lookup: rows of x
+    g.output("columns", gc.take(x, idx, axis=1))
+    g.output("rows_used", gc.take(gc.exp(x), idx[:, 0], axis=1) * 2)
+    g.output("rows_added", gc.index_add(b3[:, :2], idx[:2], axis=0, size=4))  # repeats accumulate
     g.output("one_hot", gc.one_hot(labels, 5, dtype=dtype))
     g.output("one_hot_used", gc.one_hot(labels, 4, dtype=dtype) * x)
     rng = _rng("layout" + dtype)
@@ -369,6 +373,8 @@ def _layout_int(dtype):
     g.output("pad", gc.pad(x, [1, 1], [0, 1], [1, 0]))
     g.output("take", gc.take_along_axis(x, idx, axis=1))
     g.output("scatter", gc.scatter_add(x[:, :2], idx, axis=1, size=4))
+    g.output("rows", gc.take(x, idx[:, 0]))
+    g.output("rows_added", gc.index_add(x[:2], idx[:2, 0], axis=0, size=4))
     g.output("one_hot", gc.one_hot(labels, 4, dtype=dtype))
     info = np.iinfo(dtype)
     xs = np.array([[1, 5, 5, -2], [info.max, 3, info.max, 0], [7, -7, 0, info.min]], dtype)

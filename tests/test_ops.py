@@ -715,6 +715,62 @@ def test_scatter_add_out_of_range_is_data_error(bad):
         gc.evaluate(g, u=np.ones(2, np.float32), i=np.array([0, bad]))
 
 
+covers("take", "index_add")
+
+
+@pytest.mark.parametrize("xs,idx_shape,axis", [
+    ((5, 3), (4,), 0), ((5, 3), (2, 3), 0), ((3, 5), (2,), 1), ((2, 4, 3), (2, 2), -2), ((5, 3), (), 0),
+    ((5, 3), (0,), 0), ((5,), (3, 2), 0),
+], ids=str)
+@pytest.mark.parametrize("dtype,idx_dtype", [("float32", "int64"), ("int32", "int32"), ("float64", "int64")])
+def test_take_and_its_transpose_index_add(xs, idx_shape, axis, dtype, idx_dtype):
+    rng = np.random.default_rng(15)
+    x = data(rng, xs, dtype)
+    idx = rng.integers(0, xs[axis], size=idx_shape).astype(idx_dtype)
+    g, out = run(lambda a, i: gc.take(a, i, axis=axis), x, idx)
+    assert "take" in ops_in(g)
+    check(out, np.take(x, idx, axis=axis), dtype)
+    a = axis % len(xs)
+    u = data(rng, out.shape, dtype)
+    g, out = run(lambda a_, i: gc.index_add(a_, i, axis=a, size=xs[a]), u, idx)
+    assert "index_add" in ops_in(g)
+    expected = np.zeros(xs, np.float64 if u.dtype.kind == "f" else u.dtype)
+    for p in np.ndindex(*idx.shape):  # each slice of u at the indices' axes goes to row idx[p]
+        target = (slice(None),) * a + (idx[p],)
+        expected[target] += u[(slice(None),) * a + p]
+    check(out, expected, dtype)
+
+
+def test_index_add_by_hand_accumulates_repeated_rows():
+    _, out = run(lambda a, i: gc.index_add(a, i, 0, 3), np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]),
+                 np.array([2, 0, 2]))
+    assert out.tolist() == [[3.0, 4.0], [0.0, 0.0], [6.0, 8.0]]
+
+
+@pytest.mark.parametrize("op", ["take", "index_add"])
+@pytest.mark.parametrize("bad", [3, -1])
+def test_take_and_index_add_out_of_range_are_data_errors(op, bad):
+    g = gc.Graph("t")
+    u, i = g.input("u", (2, 2)), g.input("i", (2,), "int64")
+    g.output("out", gc.take(u, i) if op == "take" else gc.index_add(u, i, 0, 3))
+    with pytest.raises(gc.DataError, match=f"{op}: index {bad} is out of range"):
+        gc.evaluate(g, u=np.ones((2, 2), np.float32), i=np.array([0, bad]))
+
+
+@pytest.mark.parametrize("build,match", [
+    (lambda g, x, i: gc.take(x, gc.cast(i, "float32")), "indices"),
+    (lambda g, x, i: gc.take(x, i, axis=2), "axis"),
+    (lambda g, x, i: gc.index_add(x, i, 0, -1), "negative"),
+    (lambda g, x, i: gc.index_add(x, gc.reshape(i, (1, 4)), 0, 3), "indices' shape"),
+    (lambda g, x, i: gc.index_add(x, i, 1, 3), "indices' shape"),
+], ids=["float indices", "axis", "negative size", "shape", "axis shape"])
+def test_take_and_index_add_bad_operands_are_named(build, match):
+    g = gc.Graph("t")
+    x, i = g.input("x", (4, 3)), g.input("i", (4,), "int64")
+    with pytest.raises(gc.GraphcError, match=match):
+        build(g, x, i)
+
+
 # ---------------------------------------------------------------- broadcasting corner cases
 
 

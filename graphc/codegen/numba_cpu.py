@@ -17,9 +17,11 @@ and sigmoid, the helpers of ``PRELUDE``, and fma-compensated constant powers in 
 import math
 
 from ..ir import dtypes as dt
+from ..passes.fusion import StepKind
 from .kernel import (MAXIMUM, MINIMUM, Emitter, Kernel, KernelSource, Reduction, acc_dtype, acc_init,
                      arg_shape, elementwise, indent)
-from .literals import CTOR
+from .library import POINTWISE, check_index, scatter_target, u
+from .literals import CTOR, literal
 from .powers import power_template
 
 PARALLEL_MIN = 1 << 22  # elements: below this, waking threads (and competing with BLAS's) costs more
@@ -80,7 +82,10 @@ def _exp32(x):
     # All in float32, within 0.98 ulp of exp (as Eigen's and XLA's); unlike a call to math.exp,
     # it vectorizes. n = round(x / ln2) by the 1.5 * 2^23 trick: math.floor gives an int64,
     # and evaluating in float64 halves the lanes (0.54 ulp, but 8.6 instead of 3.4 us on 6400).
-    x = max(min(x, np.float32(89.0)), np.float32(-104.0))
+    # Below -104 the result is 0; those lanes compute exp(0) and are replaced, since scaling into
+    # the subnormals takes a microcode assist per element (a masked softmax's -1e9: 4x slower).
+    gone = x < np.float32(-104.0)
+    x = np.float32(0.0) if gone else min(x, np.float32(89.0))
     n = (x * np.float32(1.44269504088896341) + np.float32(12582912.0)) - np.float32(12582912.0)
     r = x - n * np.float32(0.693359375) + n * np.float32(2.12194440e-4)
     p = np.float32(1.9875691500e-4)
@@ -92,7 +97,8 @@ def _exp32(x):
     y = p * r * r + r + np.float32(1.0)
     k = np.int32(n)
     h = k >> np.int32(1)
-    return (y * f32_from_bits(np.int32((h + 127) << 23))) * f32_from_bits(np.int32((k - h + 127) << 23))
+    e = (y * f32_from_bits(np.int32((h + 127) << 23))) * f32_from_bits(np.int32((k - h + 127) << 23))
+    return np.float32(0.0) if gone else e
 
 
 @numba.njit(cache=True, inline="always")
@@ -336,9 +342,141 @@ def reduction_kernel(group, leaves, parallel_min: int = REDUCTION_PARALLEL_MIN) 
     return _ReductionKernel(group, leaves, parallel_min).source()
 
 
+# ---------------------------------------------------------------- library steps
+
+BLAS = frozenset({"matmul"})  # library ops the runtime hands to numpy's BLAS; the others get kernels
+
+
+def _nest(shape, body: list, split: int = 0, head=()) -> list:
+    """``body`` inside serial loops ``i0, i1, ...`` over ``shape``, with ``head`` run inside
+    the first ``split`` of them (an index looked up once per row)."""
+    outer, depth = _loops(range(split), shape, False)
+    inner, more = _loops(range(split, len(shape)), shape, False)
+    return outer + indent(list(head) + inner + indent(body, more), depth)
+
+
+def _at(index) -> str:
+    return ", ".join(index) or "0"  # a 0-d buffer is passed as one element
+
+
+def _index(shape) -> list:
+    return [f"i{a}" for a in range(len(shape))]
+
+
+def _pointwise(v, kernel) -> list:
+    index = _index(v.shape)
+    return _nest(v.shape, POINTWISE[v.op](v, index, kernel) + [f"o0[{_at(index)}] = res"])
+
+
+def _gather(v, kernel) -> list:
+    """take: each index looked up and checked once, then its slice copied."""
+    x, idx = v.inputs
+    axis, k = v.attrs["axis"], idx.ndim
+    index = _index(v.shape)
+    at = index[:axis] + ["np.uint64(j)"] + index[axis + k:]
+    head = [f"j = np.int64({kernel.read(idx, index[axis:axis + k])})"] + check_index(kernel, v, "j", x.shape[axis])
+    return _nest(v.shape, [f"o0[{_at(index)}] = {kernel.read(x, at)}"], axis + k, head)
+
+
+def _concat(v, kernel) -> list:
+    """Each operand copied once into its place: writes at an offset along the axis."""
+    axis, lines, start = v.attrs["axis"], [], 0
+    for x in v.inputs:
+        index = _index(x.shape)
+        at = list(index)
+        at[axis] = f"i{axis} + {u(start)}"
+        if x.size:
+            lines += _nest(x.shape, [f"o0[{_at(at)}] = {kernel.read(x, index)}"])
+        start += x.shape[axis]
+    return lines
+
+
+def _pad(v, kernel) -> list:
+    """Zeros, then the operand at its strided place."""
+    (x,) = v.inputs
+    index = _index(x.shape)
+    at = [f"{u(lo)} + {u(gap + 1)} * {i}" for i, lo, gap in zip(index, v.attrs["low"], v.attrs["interior"])]
+    lines = _nest(v.shape, [f"o0[{_at(_index(v.shape))}] = {literal(0, v.dtype)}"])
+    return lines + (_nest(x.shape, [f"o0[{_at(at)}] = {kernel.read(x, index)}"]) if x.size else [])
+
+
+def _scatter(v, kernel) -> list:
+    """scatter_add and index_add: every update added at its place in order (as ``np.add.at``),
+    float ones into a float64 accumulator, rounded to the result's dtype once at the end."""
+    upd, idx = v.inputs
+    out = _index(v.shape)
+    wide = dt.is_float(v.dtype) and v.dtype != "float64"
+    acc = "acc" if wide else "o0"
+    lines = ([f"acc = np.zeros(({', '.join(str(d) for d in v.shape)},), dtype=np.float64)"] if wide
+             else _nest(v.shape, [f"o0[{_at(out)}] = {literal(0, v.dtype)}"]))
+    index = _index(upd.shape)
+    pick, at = scatter_target(v, index)
+    add = f"np.float64({kernel.read(upd, index)})" if wide else kernel.read(upd, index)
+    split = v.attrs["axis"] + idx.ndim if v.op == "index_add" else upd.ndim  # where the index is known
+    head = [f"j = np.int64({kernel.read(idx, pick)})"] + check_index(kernel, v, "j", v.attrs["size"])
+    lines += _nest(upd.shape, [f"{acc}[{_at(at)}] += {add}"], split, head)
+    if wide:
+        lines += _nest(v.shape, [f"o0[{_at(out)}] = {CTOR[v.dtype]}(acc[{_at(out)}])"])
+    return lines
+
+
+def _index_add(v, kernel) -> list:
+    """index_add (an embedding's gradient): the update slices sorted by their row (a stable
+    counting sort of the indices), then each row of the result summed from its slices in
+    order, in float64 for floats, and written once. The sums are np.add.at's, bit for bit,
+    and rows no index names cost one write of zeros."""
+    upd, idx = v.inputs
+    axis, size, k = v.attrs["axis"], v.attrs["size"], idx.ndim
+    at_idx = [f"i{a}" for a in range(axis, axis + k)]
+    lookup = [f"j = np.int64({kernel.read(idx, at_idx)})"] + check_index(kernel, v, "j", size)
+    positions = list(range(axis, axis + k))
+    count, depth = _loops(positions, upd.shape, False)
+    place, _ = _loops(positions, upd.shape, False)
+    lines = ["counts = np.zeros(%d, dtype=np.int64)" % (size + 1)] + count + indent(lookup + ["counts[j + 1] += 1"], depth)
+    lines += [f"for r in range({size}):", "    counts[r + 1] += counts[r]",
+              f"order = np.empty({idx.size}, dtype=np.int64)", f"fill = counts[:{size}].copy()", "p = 0"]
+    lines += place + indent(lookup + ["order[fill[j]] = p", "fill[j] += 1", "p += 1"], depth)
+    post = list(range(axis + k, upd.ndim))
+    wide = dt.is_float(v.dtype)
+    unravel = []
+    for d in reversed(range(k)):
+        unravel += [f"i{axis + d} = np.uint64(p % {idx.shape[d]})", f"p = p // {idx.shape[d]}"]
+    inner, more = _loops(post, upd.shape, False)
+    add = f"np.float64({kernel.read(upd, _index(upd.shape))})" if wide else kernel.read(upd, _index(upd.shape))
+    out = [f"i{a}" for a in range(axis)] + ["np.uint64(r)"] + [f"i{a}" for a in post]
+    row = [f"for t in range({math.prod(upd.shape[axis + k:])}):", f"    row[t] = {'0.0' if wide else literal(0, v.dtype)}",
+           "for q in range(counts[r], counts[r + 1]):", "    p = order[q]"]
+    row += indent(unravel + ["t = 0"] + inner + indent([f"row[t] += {add}", "t += 1"], more), 1)
+    row += ["t = 0"] + inner + indent([f"o0[{_at(out)}] = {CTOR[v.dtype]}(row[t])", "t += 1"], more)
+    outer, top = _loops(range(axis), upd.shape, False)
+    acc = "np.float64" if wide else f"np.{v.dtype}"
+    lines += [f"row = np.empty({max(1, math.prod(upd.shape[axis + k:]))}, dtype={acc})"]
+    return lines + outer + indent([f"for r in range({size}):"] + indent(row, 1), top)
+
+
+_LIBRARY = {**{op: _pointwise for op in POINTWISE}, "take": _gather, "concat": _concat, "pad": _pad,
+            "scatter_add": _scatter, "index_add": _index_add}
+
+
+def library_kernel(group) -> KernelSource:
+    """A library step (not BLAS) as loop nests writing its buffer directly (``library.py``)."""
+    (v,) = group.roots
+    kernel = Kernel(CPU)
+    source, extras = _source(kernel, 1, False, _LIBRARY[v.op](v, kernel) or ["return"])  # (nothing to write)
+    return KernelSource(group.name, source, [v], kernel.bases, [arg_shape(b, False) for b in kernel.bases],
+                        [v.shape or (1,)], list(extras), kernel.faults)
+
+
+def has_kernel(step) -> bool:
+    """Whether this target generates a kernel for ``step`` (loop steps, and library steps but BLAS)."""
+    return step.kind is StepKind.LOOP or (step.kind is StepKind.LIBRARY and step.roots[0].op not in BLAS)
+
+
 def kernel_source(group, leaves, beside_blas: bool = False) -> KernelSource:
-    """The kernel of loop step ``group``; ``beside_blas``: its plan calls BLAS, so reductions
-    thread only from ``PARALLEL_MIN`` elements (see ``REDUCTION_PARALLEL_MIN``)."""
+    """The kernel of loop or library step ``group``; ``beside_blas``: its plan calls BLAS, so
+    reductions thread only from ``PARALLEL_MIN`` elements (see ``REDUCTION_PARALLEL_MIN``)."""
+    if group.kind is StepKind.LIBRARY:
+        return library_kernel(group)
     if group.reduction is None:
         return elementwise_kernel(group, leaves)
     return reduction_kernel(group, leaves, PARALLEL_MIN if beside_blas else REDUCTION_PARALLEL_MIN)

@@ -15,10 +15,11 @@ reads its operands through their views by index arithmetic (``access``, here als
   row again, split across the block's threads.
 - Matmul: shared-memory tiles and register tiles (see ``matmul_kernel``), batch dimensions on
   the grid's z axis.
-- concat, pad, take_along_axis, scatter_add, argmax/argmin: one thread per result
-  element. scatter_add gathers (each result sums the updates aimed at it, in order) instead of
-  racing with atomics, so it is deterministic; index ops check their indices on the device and
-  record the first bad one in an error array the runtime reads after the call.
+- concat, pad, take, take_along_axis, scatter_add, index_add, argmax/argmin: one thread per
+  result element (``library.py``). The scatters gather (each result sums the updates aimed at
+  it, in order) instead of racing with atomics, so they are deterministic; index ops check
+  their indices on the device and record a bad one in an error array the runtime reads after
+  the call.
 
 Indices are unsigned 64-bit like the CPU kernels' (numba would turn a mix of signed and
 unsigned into floats). Identifiers are made here; constants are validated literals.
@@ -30,6 +31,7 @@ from ..errors import CompileError
 from ..ir import dtypes as dt
 from .kernel import (LOWER, MAXIMUM, MINIMUM, UNSIGNED, Emitter, Kernel, KernelSource, Reduction, acc_dtype,
                      acc_init, access, arg_shape, elementwise, indent)
+from .library import POINTWISE, check_index, u as _u
 from .literals import CTOR, literal
 
 
@@ -66,10 +68,6 @@ PRELUDE = '''\
 import numpy as np
 from numba import cuda
 '''
-
-
-def _u(n) -> str:
-    return f"np.uint64({n})"
 
 
 class CudaEmitter(Emitter):
@@ -267,12 +265,6 @@ def _pointwise(name, v, lines_at, threads, max_blocks) -> KernelSource:
     return _kernel(name, kernel, [v], [shape], lines, (blocks, threads))
 
 
-def _check(kernel: Kernel, v, idx: str, size: int) -> list:
-    """Record an out-of-range index (the runtime raises DataError after the call) and read 0."""
-    code = kernel.fault(v.id, f"%{v.id} ({v.op}): index {{}} is out of range [0, {size})")
-    return [f"if {idx} < 0 or {idx} >= {size}:", f"    err[0] = {code}", f"    err[1] = {idx}", f"    {idx} = 0"]
-
-
 def _concat(v, index, kernel):
     axis, lines, start = v.attrs["axis"], [], 0
     for n, x in enumerate(v.inputs):
@@ -300,46 +292,25 @@ def _pad(v, index, kernel):
     return [f"res = {zero}", f"if {inside}:", f"    res = {kernel.read(x, at)}"]
 
 
-def _take(v, index, kernel):
-    x, idx = v.inputs
-    axis = v.attrs["axis"]
-    at = list(index)
-    at[axis] = "np.uint64(j)"
-    return ([f"j = np.int64({kernel.read(idx, index)})"] + _check(kernel, v, "j", x.shape[axis])
-            + [f"res = {kernel.read(x, at)}"])
-
-
 def _scatter(v, index, kernel):
+    """scatter_add and index_add: each result element sums, in order, the updates aimed at it
+    (loops ``m0 ..`` over the indices' positions)."""
     upd, idx = v.inputs
     axis = v.attrs["axis"]
-    at = list(index)
-    at[axis] = "m"
+    k = 1 if v.op == "scatter_add" else idx.ndim
+    ms = [f"m{n}" for n in range(k)]
+    at = list(index[:axis]) + ms + list(index[axis + 1:])
+    pick = at if v.op == "scatter_add" else ms
     acc = "np.float64" if dt.is_float(v.dtype) else CTOR[v.dtype]
-    u = UNSIGNED.get(v.dtype)
-    add = "acc + np.float64(u)" if dt.is_float(v.dtype) else f"{CTOR[v.dtype]}({u}(acc) + {u}(u))"
-    return ([f"acc = {acc}(0)", f"for m in range({_u(upd.shape[axis])}):",
-             f"    j = np.int64({kernel.read(idx, at)})"]
-            + indent(_check(kernel, v, "j", v.attrs["size"]), 1)
-            + [f"    if np.uint64(j) == {index[axis]}:", f"        u = {kernel.read(upd, at)}",
-               f"        acc = {add}", f"res = {CTOR[v.dtype]}(acc)"])
+    un = UNSIGNED.get(v.dtype)
+    add = "acc + np.float64(u)" if dt.is_float(v.dtype) else f"{CTOR[v.dtype]}({un}(acc) + {un}(u))"
+    loops = [f"{'    ' * n}for {m} in range({_u(upd.shape[axis + n])}):" for n, m in enumerate(ms)]
+    body = ([f"j = np.int64({kernel.read(idx, pick)})"] + check_index(kernel, v, "j", v.attrs["size"])
+            + [f"if np.uint64(j) == {index[axis]}:", f"    u = {kernel.read(upd, at)}", f"    acc = {add}"])
+    return [f"acc = {acc}(0)"] + loops + indent(body, k) + [f"res = {CTOR[v.dtype]}(acc)"]
 
 
-def _arg(v, index, kernel):
-    (x,) = v.inputs
-    axis, keep = v.attrs["axis"], v.attrs["keepdims"]
-    outer = list(index) if keep else index[:axis] + ["0"] + index[axis:]
-    at = [("m" if a == axis else i) for a, i in enumerate(outer)]
-    first = [("np.uint64(0)" if a == axis else i) for a, i in enumerate(outer)]
-    better = ">" if v.op == "argmax" else "<"
-    nan = " or y != y" if dt.is_float(x.dtype) else ""
-    still = "best == best and " if dt.is_float(x.dtype) else ""
-    return ([f"best = {kernel.read(x, first)}", "res = np.int64(0)",
-             f"for m in range(np.uint64(1), {_u(x.shape[axis])}):", f"    y = {kernel.read(x, at)}",
-             f"    if {still}(y {better} best{nan}):", "        best = y", "        res = np.int64(m)"])
-
-
-_POINTWISE = {"concat": _concat, "pad": _pad, "take_along_axis": _take,
-              "scatter_add": _scatter, "argmax": _arg, "argmin": _arg}
+_POINTWISE = {**POINTWISE, "concat": _concat, "pad": _pad, "scatter_add": _scatter, "index_add": _scatter}
 
 
 def matmul_kernel(name, v, side: int, reach: int) -> KernelSource:

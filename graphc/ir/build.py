@@ -318,6 +318,23 @@ def scatter_add(updates, indices, axis, size) -> Value:
                  size=size)
 
 
+def take(x, indices, axis=0) -> Value:
+    """``np.take``: the slices of ``x`` along ``axis`` at ``indices`` (an embedding lookup:
+    ``take(table, tokens)``); the result has ``indices``' axes in place of ``axis``."""
+    g = _graph_of("take", (x, indices))
+    x, indices = (v if isinstance(v, Value) else g.const(v) for v in (x, indices))
+    return _node("take", [x, indices], axis=normalize_axis(axis, x.ndim, "take"))
+
+
+def index_add(updates, indices, axis, size) -> Value:
+    """Zeros with ``size`` entries along ``axis``, plus each slice of ``updates`` at
+    ``indices``' axes added at its index (repeats accumulate): the transpose of ``take``."""
+    g = _graph_of("index_add", (updates, indices))
+    updates, indices = (v if isinstance(v, Value) else g.const(v) for v in (updates, indices))
+    rank = updates.ndim - indices.ndim + 1  # the result's: axis (or -k) counts as in take's table
+    return _node("index_add", [updates, indices], axis=normalize_axis(axis, builtins.max(rank, 1), "index_add"), size=size)
+
+
 def one_hot(labels, depth: int, dtype="float32") -> Value:
     """Integer labels -> one-hot vectors of length ``depth`` on a new last axis."""
     return _node("one_hot", [_value("one_hot", labels)], depth=depth, dtype=dt.canonical(dtype))

@@ -574,11 +574,59 @@ def _scatter_reference(attrs, updates, idx):
     return out.astype(updates.dtype)
 
 
+def _axis_in(op: str, axis: int, shape) -> None:
+    if not 0 <= axis < len(shape):
+        raise ShapeError(f"{op}: axis {axis} is out of range for shape {shape}")
+
+
+def _gather_infer(types, attrs):
+    x, idx = types
+    _require("take", "indices", idx.dtype, "int")
+    axis = attrs["axis"]
+    _axis_in("take", axis, x.shape)
+    return TensorType(x.shape[:axis] + idx.shape + x.shape[axis + 1:], x.dtype)
+
+
+def _gather_reference(attrs, x, idx):
+    _check_indices("take", idx, x.shape[attrs["axis"]])
+    return np.take(x, idx, axis=attrs["axis"])
+
+
+def _index_add_infer(types, attrs):
+    updates, idx = types
+    _require("index_add", "indices", idx.dtype, "int")
+    axis, size, k = attrs["axis"], attrs["size"], len(idx.shape)
+    if not 0 <= axis <= len(updates.shape) - k:
+        raise ShapeError(f"index_add: axis {axis} with indices of rank {k} is out of range for updates "
+                         f"{updates.shape}")
+    if updates.shape[axis:axis + k] != idx.shape:
+        raise ShapeError(f"index_add: updates {updates.shape} must have the indices' shape {idx.shape} "
+                         f"at axes {axis}..{axis + k - 1}")
+    if size < 0:
+        raise ShapeError(f"index_add: size {size} is negative")
+    return TensorType(updates.shape[:axis] + (size,) + updates.shape[axis + k:], updates.dtype)
+
+
+def _index_add_reference(attrs, updates, idx):
+    axis, size = attrs["axis"], attrs["size"]
+    _check_indices("index_add", idx, size)
+    acc = np.float64 if dt.is_float(updates.dtype.name) else updates.dtype
+    out = np.zeros(updates.shape[:axis] + (size,) + updates.shape[axis + idx.ndim:], dtype=acc)
+    np.add.at(out, (slice(None),) * axis + (idx,), updates)
+    return out.astype(updates.dtype)
+
+
 _register(OpDef("take_along_axis", "index", 2, _take_infer, _take_reference, {"axis": "int"},
                 doc="x[..., idx, ...] along axis; indices must lie in [0, size)"))
 _register(OpDef("scatter_add", "index", 2, _scatter_infer, _scatter_reference, {"axis": "int", "size": "int"},
                 doc="zeros of size `size` along axis, plus each update added at its index; "
                     "the transpose of take_along_axis"))
+_register(OpDef("take", "index", 2, _gather_infer, _gather_reference, {"axis": "int"},
+                doc="x[..., idx, ...]: whole slices of x along axis picked by idx (an embedding lookup); "
+                    "indices must lie in [0, size)"))
+_register(OpDef("index_add", "index", 2, _index_add_infer, _index_add_reference, {"axis": "int", "size": "int"},
+                doc="zeros of size `size` along axis, plus each slice of updates added at its index; "
+                    "the transpose of take"))
 _register(OpDef("one_hot", "index", 1, _one_hot_infer, _one_hot_reference, {"depth": "int", "dtype": "dtype"},
                 differentiable=False, doc="labels -> one-hot rows of length depth; labels must lie in [0, depth)",
                 cls=OpClass.ELEMENTWISE))

@@ -7,8 +7,8 @@ Every op falls in one class:
 - elementwise (incl. cast, where, compares, and one_hot, which reads its labels at the leading
   loop indices and compares them with the last): fused into loop kernels;
 - reduction (sum, max, min): a loop kernel that takes its elementwise prologue along;
-- library (matmul, concat, pad, take_along_axis, scatter_add, argmax, argmin): one call
-  (BLAS for matmul, numpy for the rest) on materialized operands.
+- library (matmul, concat, pad, take, take_along_axis, scatter_add, index_add, argmax,
+  argmin): one call on materialized operands (BLAS for matmul, a generated kernel for the rest).
 
 An elementwise value is *materialized* (written to a buffer) when it is an output, feeds a
 view or library op, or is expensive (transcendental) and used by several kernels. Otherwise it

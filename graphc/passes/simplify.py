@@ -92,7 +92,7 @@ def _fold(rw, op, inputs, attrs, out):
                 same = all(s == scalars[0] for s in scalars)
                 if OPS[op].kind == "elementwise":
                     return rw.splat(OPS[op].reference(attrs, *map(np.array, scalars))[()], out)
-                if op in VIEWS or op in ("max", "min", "take_along_axis") or (op == "concat" and same):
+                if op in VIEWS or op in ("max", "min", "take_along_axis", "take") or (op == "concat" and same):
                     return rw.splat(scalars[0], out)
                 if op == "sum":
                     n = inputs[0].size // out.size

@@ -145,12 +145,17 @@ class CudaExecutable(Executable):
         return env
 
     def _check_errors(self):
+        """Raise the first fault a kernel recorded, in plan order, after clearing every kernel's
+        record (a bad index also faults the kernels after it: none may fail the next call)."""
+        first = None
         for name, ks in self._checks:
             err = self._scratch[name, "err"]
             error = ks.error(err.copy_to_host())
             if error:
                 err.copy_to_device(np.zeros(2, np.int64))
-                raise error
+                first = first or error
+        if first:
+            raise first
 
     def _device_results(self, env) -> dict:
         """Each output as a device array of its own shape (two names of one value get two arrays)."""

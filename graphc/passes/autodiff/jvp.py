@@ -64,4 +64,6 @@ JVP = {
     "pad": _linear,
     "take_along_axis": _linear_in_first,
     "scatter_add": _linear_in_first,
+    "take": _linear_in_first,
+    "index_add": _linear_in_first,
 }

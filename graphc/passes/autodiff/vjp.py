@@ -123,4 +123,6 @@ VJP = {
     "pad": _pad,
     "take_along_axis": lambda v, g, i: b.scatter_add(g, v.inputs[1], v.attrs["axis"], v.inputs[0].shape[v.attrs["axis"]]),
     "scatter_add": lambda v, g, i: b.take_along_axis(g, v.inputs[1], v.attrs["axis"]),
+    "take": lambda v, g, i: b.index_add(g, v.inputs[1], v.attrs["axis"], v.inputs[0].shape[v.attrs["axis"]]),
+    "index_add": lambda v, g, i: b.take(g, v.inputs[1], v.attrs["axis"]),
 }

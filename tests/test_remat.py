@@ -654,3 +654,12 @@ def test_a_scalar_parameter_does_not_turn_the_backward_into_forward():
     assert scaled["sqrt"]["peak_bytes"] <= 0.6 * scaled["none"]["peak_bytes"], summary
     assert scaled["sqrt"]["recompute_flops"] <= EXTRA_FORWARD * model_flops, summary
     assert simplified.outputs["grad_scale"].id not in forward_ids(simplified), summary
+
+
+def test_a_recomputed_segment_thousands_of_values_long_is_rewritten_without_recursion():
+    """remat="sqrt" of a 160-step RNN recomputes segments deeper than Python's recursion limit
+    allows a recursive rewrite (a RecursionError before)."""
+    graph = gc.grad(examples.unrolled_rnn(steps=160, batch=2, d_in=2, hidden=2))
+    none, sqrt = (gc.compile(graph, remat=r).stats for r in ("none", "sqrt"))
+    assert sqrt["recompute_flops"] > 0
+    assert sqrt["saved_bytes"] < none["saved_bytes"] / 4

@@ -28,6 +28,7 @@ other kernel must run between them:
 Every reason a value was materialized, or two kernels were kept apart, goes to the report.
 """
 
+import itertools
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 
@@ -307,7 +308,13 @@ def _viewed(v, ids) -> bool:
 
 
 def _merge(groups, apart: list) -> list:
-    """Merge loop kernels pairwise (see the module docstring) while no kernel sits between."""
+    """Merge loop kernels pairwise (see the module docstring) while no kernel sits between.
+
+    Candidate sets are bit sets over group indices, so a long unrolled loop, whose kernels all
+    read the same bias or weight, does not try every pair of its steps: of the earlier kernels
+    reading an array in common (or producing what it reads), those that reach it through
+    another kernel, or that remat keeps apart from it, can never join it and are counted, not
+    tried."""
     producer = {v.id: i for i, group in enumerate(groups) for v in group.roots}
     deps = _Deps(len(groups))
     for i, group in enumerate(groups):
@@ -317,50 +324,80 @@ def _merge(groups, apart: list) -> list:
     merged = {}  # group index -> index of the group it joined
     reads = [group_reads(group) for group in groups]
     bases = [_bases(group, r) for group, r in zip(groups, reads)]
-    # every merge needs an array read in common or a read of the earlier kernel's values, so
-    # only kernels found through these two indexes are tried (a superset: stale entries stay)
-    readers, owner = {}, {}
+    readers, owner = {}, {}  # array id -> bits of the groups reading it; value id -> its group
     for k, group in enumerate(groups):
         for b in bases[k]:
-            readers.setdefault(b, set()).add(k)
+            readers[b] = readers.get(b, 0) | 1 << k
         owner.update((v.id, k) for v in group.values)
+    sizes = [len(group.values) for group in groups]  # kept up to date as groups absorb others
+    marks = [_marks(group, apart) for group in groups]
+    by_mark = {}  # remat marks -> bits of the unmerged loop kernels before i with them
     for i, group in enumerate(groups):
-        near = {k for b in bases[i] for k in readers.get(b, ())}
-        near |= {owner[r] for r in reads[i] | bases[i] if r in owner}
-        for j in sorted(k for k in near if k < i):
-            if j in merged:
-                continue
+        near = 0
+        for b in bases[i]:
+            near |= readers.get(b, 0)
+        for r in reads[i] | bases[i]:
+            if r in owner:
+                near |= 1 << owner[r]
+        near &= sum(by_mark.values())  # unmerged earlier loop kernels (stale entries drop out here)
+        through = 0  # whatever reaches i through another kernel
+        for p in deps.preds[i]:
+            if groups[p].kind is not StepKind.VIEW:
+                through |= deps.anc[p]
+        together = sum(bits for m, bits in by_mark.items() if (m | marks[i]).bit_count() <= 1)
+        skipped = {"each runs before a kernel this one waits for": near & through,
+                   "rematerialization keeps each apart from it": near & ~through & ~together}
+        for j in _bits(near & ~through & together):
             how = _how_to_merge(groups[j], group, bases[j], reads[i], bases[i])
             if how is None:
                 continue
-            if len(groups[j].values) + len(group.values) > MAX_KERNEL_OPS:
+            if sizes[j] + sizes[i] > MAX_KERNEL_OPS:
                 group.reasons.append(f"not merged with {groups[j].name} ({how}): together they would compute "
-                                 f"over {MAX_KERNEL_OPS} ops")
-                continue
-            if apart and _apart(groups[j], group, apart):
-                group.reasons.append(f"not merged with {groups[j].name} ({how}): rematerialization keeps "
-                                 f"the forward, a segment's re-run and the backward's recomputations apart")
+                                     f"over {MAX_KERNEL_OPS} ops")
                 continue
             views = _views_between(groups, deps, j, i) if how is Merge.ROW_EPILOGUE else set()
             if deps.path_through_other(j, i, views):
                 group.reasons.append(f"not merged with {groups[j].name} ({how}): another kernel runs between them")
                 continue
             _absorb(groups[j], group, how)
+            by_mark[marks[j]] &= ~(1 << j)
+            sizes[j], marks[j] = len(groups[j].values), marks[j] | marks[i]
+            by_mark[marks[j]] = by_mark.get(marks[j], 0) | 1 << j
             reads[j] = group_reads(groups[j])
             bases[j] = _bases(groups[j], reads[j])
             for b in bases[j]:
-                readers.setdefault(b, set()).add(j)
+                readers[b] = readers.get(b, 0) | 1 << j
             owner.update((v.id, j) for v in group.values)
             deps.contract(j, i)
             deps.remove_edges([(m, j) for m in views])  # the merged kernel reads those views itself
             merged[i] = j
             break
+        for why, bits in skipped.items():
+            bits &= (1 << merged.get(i, i)) - 1  # those before the kernel it joined
+            if bits:
+                first = [groups[j].name for j in itertools.islice(_bits(bits), 3)]
+                shown = ", ".join(first) + (", ..." if bits.bit_count() > 3 else "")
+                n = bits.bit_count()
+                group.reasons.append(f"not merged with {shown} ({n} earlier kernel{'s' if n > 1 else ''} reading "
+                                     f"the same arrays): {why}")
+        if i not in merged and group.kind is StepKind.LOOP:
+            by_mark[marks[i]] = by_mark.get(marks[i], 0) | 1 << i
     return [group for i, group in enumerate(groups) if i not in merged]
 
 
-def _apart(a: Group, b: Group, apart: list) -> bool:
-    ids = {v.id for v in a.values} | {v.id for v in b.values}
-    return sum(1 for s in apart if ids & s) > 1
+def _bits(bits: int):
+    """The set bits' positions, lowest first."""
+    while bits:
+        low = bits & -bits
+        yield low.bit_length() - 1
+        bits ^= low
+
+
+def _marks(group: Group, apart: list) -> int:
+    """Bit k set when ``group`` computes a value of ``apart[k]``; two kernels stay apart when
+    together they would have two bits."""
+    ids = {v.id for v in group.values}
+    return sum(1 << k for k, s in enumerate(apart) if not ids.isdisjoint(s))
 
 
 class _Deps:
@@ -411,33 +448,51 @@ class _Deps:
                 self.preds[s].add(keep)
                 self.succs[keep].add(s)
         self.preds[gone], self.succs[gone] = set(), set()
-        both = 1 << keep | 1 << gone
-        self.anc[keep] = (self.anc[keep] | self.anc[gone]) & ~both
+        self.anc[keep] = (self.anc[keep] | self.anc[gone]) & ~(1 << keep | 1 << gone)
         self.anc[gone] = 0
-        for n, anc in enumerate(self.anc):
-            if anc & both:
-                self.anc[n] = (anc | self.anc[keep] | 1 << keep) & ~(1 << gone)
+        # what keep reaches gains keep's ancestors and keep. A node that has them all already
+        # passes them on to everything it reaches, so the walk stops there (a stale bit of
+        # gone may stay: gone is never a candidate again, and every test masks it out)
+        new = self.anc[keep] | 1 << keep
+        stack = list(self.succs[keep])
+        while stack:
+            n = stack.pop()
+            if self.anc[n] & new != new:
+                self.anc[n] |= new
+                stack.extend(self.succs[n])
+
+    def _below(self, top: int) -> set:
+        """The nodes reachable from ``top``, itself excluded."""
+        found, stack = set(), list(self.succs[top])
+        while stack:
+            n = stack.pop()
+            if n not in found:
+                found.add(n)
+                stack.extend(self.succs[n])
+        return found
 
     def remove_edges(self, edges) -> None:
-        """Drop edges and recompute every ancestor set (rare: only row epilogues do it)."""
+        """Drop edges and recompute the ancestor sets they fed: those of their heads and of
+        what the heads reach, in topological order (only row epilogues do this)."""
         if not edges:
             return
         for a, b in edges:
             self.preds[b].discard(a)
             self.succs[a].discard(b)
-        order, indegree = [], [len(p) for p in self.preds]
-        ready = [n for n, d in enumerate(indegree) if d == 0]
+        heads = {b for _, b in edges}
+        stale = heads.union(*(self._below(b) for b in heads))
+        waiting = {n: sum(1 for p in self.preds[n] if p in stale) for n in stale}
+        ready = [n for n, d in waiting.items() if d == 0]
         while ready:
             n = ready.pop()
-            order.append(n)
-            for s in self.succs[n]:
-                indegree[s] -= 1
-                if indegree[s] == 0:
-                    ready.append(s)
-        self.anc = [0] * len(self.anc)
-        for n in order:
+            self.anc[n] = 0
             for p in self.preds[n]:
                 self.anc[n] |= self.anc[p] | 1 << p
+            for s in self.succs[n]:
+                if s in stale:
+                    waiting[s] -= 1
+                    if waiting[s] == 0:
+                        ready.append(s)
 
 
 def _views_between(groups, deps, a, b) -> set:

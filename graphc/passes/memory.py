@@ -13,6 +13,8 @@ the least any packing could reach.
 from dataclasses import dataclass
 from itertools import accumulate
 
+import numpy as np
+
 from ..ir.ops import base_of
 from .analysis import forward_ids
 from .fusion import StepKind, group_reads
@@ -92,16 +94,24 @@ def saved_values(graph, steps, memory) -> list:
 
 
 def _pack(buffers: dict, order) -> dict:
-    """First-fit offsets in the given order; buffers live at once never overlap."""
-    placed = []  # (offset, end, first, last)
+    """First-fit offsets in the given order; buffers live at once never overlap. The buffers
+    already placed are columns of arrays, so finding those whose lifetimes clash is one
+    vectorized comparison per buffer, not a Python loop over all of them, and so is the search
+    for the lowest gap among the clashing ones."""
+    items = sorted(buffers.items(), key=order)
+    n = len(items)
+    firsts, lasts = np.empty(n, np.int64), np.empty(n, np.int64)
+    starts, ends = np.empty(n, np.int64), np.empty(n, np.int64)
     offsets = {}
-    for vid, ((first, last), size) in sorted(buffers.items(), key=order):
-        clashes = sorted((o, e) for o, e, f, l in placed if f <= last and first <= l)
+    for k, (vid, ((first, last), size)) in enumerate(items):
+        clash = np.flatnonzero((firsts[:k] <= last) & (lasts[:k] >= first))
         offset = 0
-        for o, e in clashes:
-            if offset + size <= o:
-                break
-            offset = max(offset, -(-e // ALIGN) * ALIGN)
-        placed.append((offset, offset + size, first, last))
+        if clash.size:  # the lowest gap: below the first clashing start that clears every end before it
+            by_start = clash[np.argsort(starts[clash], kind="stable")]
+            cleared = np.maximum.accumulate(-(-ends[by_start] // ALIGN) * ALIGN)
+            before = np.concatenate(([0], cleared[:-1]))
+            fits = np.flatnonzero(before + size <= starts[by_start])
+            offset = int(before[fits[0]] if fits.size else cleared[-1])
+        firsts[k], lasts[k], starts[k], ends[k] = first, last, offset, offset + size
         offsets[vid] = offset
     return offsets

@@ -16,7 +16,7 @@ from .analysis import forward_ids
 from .budget import Budget, search
 from .fusion import Fusion
 from .fusion import fuse as fuse_pass
-from .memory import MemoryPlan, plan_memory, saved_values
+from .memory import MemoryPlan, saved_values
 from .remat import Remat, rematerialize
 from .schedule import schedule
 from .simplify import simplify
@@ -67,8 +67,8 @@ def plan_steps(remat: Remat, fuse: bool) -> tuple:
     """Fuse, schedule and plan the memory of a rewritten graph: (fusion, steps, memory)."""
     graph = remat.graph
     fusion = fuse_pass(graph, fuse, apart=(forward_ids(graph), remat.chain, remat.late) if remat.recomputed else ())
-    steps = schedule(graph, fusion)
-    return fusion, steps, plan_memory(graph, steps)
+    steps, memory = schedule(graph, fusion)
+    return fusion, steps, memory
 
 
 _PEAKS: dict = {}  # (rewritten graph's text digest, fuse) -> planned peak: budgets of one graph share plans

@@ -143,20 +143,34 @@ def rewrite(graph, forward: set, needed: list, keep: set, strategy: str) -> Rema
     def available(v) -> bool:
         return v.op in SOURCES or v.id in keep or (op_class(v) is OpClass.VIEW and available(v.inputs[0]))
 
+    def own(v, for_backward) -> bool:
+        return for_backward and op_class(v) in (OpClass.ELEMENTWISE, OpClass.VIEW) and v.id not in pinned
+
+    def ready(v, for_backward):
+        return twin[v.id] if available(v) else clones[own(v, for_backward)].get(v.id)
+
     def recompute(v, for_backward=False):
         """``v`` for the backward: the forward value itself, or its clone. An elementwise value
         a backward op reads gets a clone of its own, made where the backward first needs it,
         apart from the one a recomputed segment uses to get further: that one dies at once,
-        this one lives only as long as the backward uses it (and is usually fused into them)."""
-        if available(v):
-            return twin[v.id]
-        own = for_backward and op_class(v) in (OpClass.ELEMENTWISE, OpClass.VIEW) and v.id not in pinned
-        memo = clones[1 if own else 0]
-        if v.id not in memo:
-            inputs = [recompute(i, own) for i in v.inputs]
-            memo[v.id] = new.add_node(v.op, inputs, dict(v.attrs))
-            recomputed[memo[v.id].id] = v.id
-        return memo[v.id]
+        this one lives only as long as the backward uses it (and is usually fused into them).
+        Clones are made depth first, operands in order, by an explicit stack (a recomputed
+        segment can be thousands of values long)."""
+        stack = [(v, for_backward)]
+        while stack:
+            u, fb = stack[-1]
+            if ready(u, fb) is not None:
+                stack.pop()
+                continue
+            mine = own(u, fb)
+            missing = [(i, mine) for i in u.inputs if ready(i, mine) is None]
+            if missing:
+                stack.extend(reversed(missing))
+                continue
+            stack.pop()
+            clone = clones[mine][u.id] = new.add_node(u.op, [ready(i, mine) for i in u.inputs], dict(u.attrs))
+            recomputed[clone.id] = u.id
+        return ready(v, for_backward)
 
     for v in graph.nodes:
         if v.id in forward or v.op in SOURCES:

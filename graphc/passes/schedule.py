@@ -36,10 +36,12 @@ def _needed_views(graph, steps) -> set:
     return needed
 
 
-def schedule(graph, fusion) -> list:
+def schedule(graph, fusion) -> tuple:
+    """(steps, their memory plan): of the graph order and the memory-greedy order, the one
+    with the lower planned peak."""
     orders = [_graph_order(graph, fusion), _memory_order(graph, fusion)]
-    plans = [_without_unneeded_views(graph, o) for o in orders]
-    return min(plans, key=lambda steps: plan_memory(graph, steps).peak_bytes)
+    plans = [(steps, plan_memory(graph, steps)) for steps in (_without_unneeded_views(graph, o) for o in orders)]
+    return min(plans, key=lambda plan: plan[1].peak_bytes)
 
 
 def _without_unneeded_views(graph, steps) -> list:
@@ -83,20 +85,25 @@ def _memory_order(graph, fusion) -> list:
             readers.setdefault(b, set()).add(name)
     made = {group.name: 0 if group.kind is StepKind.VIEW else sum(v.type.nbytes for v in group.roots)
             for group in fusion.groups}
+    # added[n]: bytes n's step would add, its new buffers less those it is the last to read,
+    # kept up to date as steps run (a buffer down to one reader frees its bytes there)
+    added = dict(made)
+    freeable = {b: by_id[b].type.nbytes for b in readers if b not in outputs and by_id[b].op not in SOURCES}
+    for b, size in freeable.items():
+        if len(readers[b]) == 1:
+            added[next(iter(readers[b]))] -= size
     waiting = {n: deps.in_degree(n) for n in deps}
     ready = {n for n, d in waiting.items() if d == 0}
     order = []
     while ready:
-        def added(n):
-            freed = sum(by_id[b].type.nbytes for b in reads[n]
-                        if readers[b] == {n} and b not in outputs and by_id[b].op not in SOURCES)
-            return made[n] - freed
-        freeing = [n for n in ready if added(n) < 0]
-        n = min(freeing, key=lambda n: (added(n), index[n])) if freeing else min(ready, key=index.get)
+        freeing = [n for n in ready if added[n] < 0]
+        n = min(freeing, key=lambda n: (added[n], index[n])) if freeing else min(ready, key=index.get)
         ready.remove(n)
         order.append(by_name[n])
         for b in reads[n]:
             readers[b].discard(n)
+            if len(readers[b]) == 1 and b in freeable:
+                added[next(iter(readers[b]))] -= freeable[b]
         for m in deps.successors(n):
             waiting[m] -= 1
             if waiting[m] == 0:

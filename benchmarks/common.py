@@ -6,7 +6,9 @@ MALLOC_TRIM_THRESHOLD_ when they are not set (they must be set before the proces
 the scripts through ``python benchmarks/run.py`` or set them yourself) and print what was used.
 
 ``BENCH_QUICK=1`` cuts the repeat counts of the scripts that use ``repeats`` (a smoke run: the
-numbers are plausible, not final).
+numbers are plausible, not final). ``BENCH_BLAS_THREADS=1`` runs the matmuls of graphc, numpy
+and PyTorch on one thread in the scripts that time each system in a worker process
+(``check_and_time``): on a loaded 2-core machine, one thread is often the faster.
 """
 
 import importlib
@@ -105,8 +107,11 @@ def torch_or_none(lazy: bool = False):
     return module if lazy else module.load()
 
 
+BLAS_THREADS = "BENCH_BLAS_THREADS"  # matmul threads in check_and_time's workers (numpy's OpenBLAS, PyTorch)
+
+
 def environment() -> str:
-    keys = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "NUMBA_NUM_THREADS", "OMP_NUM_THREADS")
+    keys = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "NUMBA_NUM_THREADS", "OMP_NUM_THREADS", BLAS_THREADS)
     shown = ", ".join(f"{k}={os.environ.get(k, 'unset')}" for k in keys)
     return f"{os.cpu_count()} cpus; {shown}"
 
@@ -179,6 +184,7 @@ def check_and_time(title: str, steps: list, reference, wrt: list, repeat: int, r
         if table_title != title:
             return []
         make, note = next((make, note) for n, make, note in steps if n == name)
+        _limit_blas_threads(name)
         step = make()
         value, grads = step()
         np.testing.assert_allclose(_numpy(value), reference[0], rtol=rtol, atol=loss_atol,
@@ -198,6 +204,20 @@ def check_and_time(title: str, steps: list, reference, wrt: list, repeat: int, r
         result = json.loads(done.stdout.strip().splitlines()[-1])
         rows.append((name, result["seconds"], result["note"]))
     return rows
+
+
+def _limit_blas_threads(system: str) -> None:
+    """``$BENCH_BLAS_THREADS`` matmul threads for this worker's system: ``gc.set_blas_threads``
+    for graphc and numpy (one OpenBLAS), ``torch.set_num_threads`` for PyTorch; XLA sizes its
+    pool when jax starts (``XLA_FLAGS``), so jax.jit keeps its own."""
+    n = os.environ.get(BLAS_THREADS)
+    if not n:
+        return
+    if system == "pytorch":
+        torch_or_none().set_num_threads(int(n))
+    elif system != "jax.jit":
+        import graphc as gc
+        gc.set_blas_threads(int(n))
 
 
 _WORKER = "GRAPHC_BENCH_STEP"  # set in a benchmark's worker process: JSON [table title, system]

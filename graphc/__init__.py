@@ -31,4 +31,5 @@ from .passes.budget import Budget
 from .compiler import compile
 from .passes.simplify import simplify
 from .profile import profile_remat
+from .runtime.blas import blas_threads, get_blas_threads, set_blas_threads
 from .version import __version__

@@ -6,6 +6,7 @@ dispatchers saw (cache hits and misses). Timings are never asserted: a warm cach
 new or rewritten files and as numba cache hits.
 """
 
+import hashlib
 import json
 import os
 import subprocess
@@ -71,12 +72,15 @@ def _run(script, cache_dir) -> dict:
 
 
 def _snapshot(cache_dir) -> dict:
-    """Every file under the cache directory: relative path -> (size, mtime_ns)."""
+    """Every file under the cache directory: relative path -> (size, inode, content digest). A
+    load touches its kernel's source (the clock of eviction), which changes neither."""
     files = {}
     for root, _, names in os.walk(cache_dir):
         for n in names:
-            st = os.stat(os.path.join(root, n))
-            files[os.path.relpath(os.path.join(root, n), cache_dir)] = (st.st_size, st.st_mtime_ns)
+            path = os.path.join(root, n)
+            with open(path, "rb") as f:
+                digest = hashlib.sha256(f.read()).hexdigest()
+            files[os.path.relpath(path, cache_dir)] = (os.stat(path).st_size, os.stat(path).st_ino, digest)
     return files
 
 

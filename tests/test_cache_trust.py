@@ -54,7 +54,8 @@ def _run() -> dict:
 
 
 def _kernel_file(directory, source):
-    return directory / f"k_{cache.kernel_key(source)}.py"
+    key = cache.kernel_key(source)
+    return directory / key[:2] / f"k_{key}.py"
 
 
 def _plant_pyc(py_path, code_source: str | None, body: bytes | None = None) -> str:
@@ -135,7 +136,7 @@ def test_forged_unkeyed_seal_over_planted_numba_files(private, tmp_path):
         with open(index[0], "wb") as f:
             f.write(planted)
         targets.append(index[0])
-        (private / f"k_{key}.seal").write_text(_unkeyed_seal(files))
+        (private / key[:2] / f"k_{key}.seal").write_text(_unkeyed_seal(files))
     _run()
     assert not marker.exists(), "a planted numba cache file was unpickled"
     for path in targets:
@@ -186,7 +187,7 @@ def _assert_fell_back(configured, warned, reason: str) -> None:
     assert "GRAPHC_CACHE_DIR" in message and str(configured) in message and re.search(reason, message), message
     used = cache.cache_dir()
     assert used != str(configured) and os.path.isdir(used)
-    assert any(n.startswith("k_") for n in os.listdir(used))
+    assert any(n.startswith("k_") for _, _, names in os.walk(used) for n in names)
 
 
 def test_untrusted_cache_directory_is_not_used(private):

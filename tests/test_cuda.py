@@ -246,11 +246,12 @@ def test_kernels_are_cached_and_use_only_compiler_identifiers():
     g.output("secret_output_name", gc.sum(gc.tanh(secret) * 2.5, axis=1))
     fn = _cuda(g)
     fn(secret_input_name=np.ones((3, 5), np.float32))
-    from graphc.codegen.cache import kernel_key
+    from graphc.codegen.cache import kernel_key, shard
 
     for ks in fn.kernels.values():
         assert "secret" not in ks.source and "from numba import cuda" in ks.source
-        assert os.path.exists(os.path.join(CACHE_DIR, f"k_{kernel_key(ks.source)}.py"))
+        key = kernel_key(ks.source)
+        assert os.path.exists(os.path.join(shard(CACHE_DIR, key), f"k_{key}.py"))
 
 
 def test_auto_target_and_report():

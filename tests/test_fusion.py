@@ -8,6 +8,7 @@ import pytest
 
 import compiled  # noqa: F401  (a private kernel cache for the tests)
 import graphc as gc
+from graphc.examples import unrolled_rnn
 
 RNG = np.random.default_rng(7)
 
@@ -175,3 +176,16 @@ def test_a_fused_one_hot_refuses_labels_out_of_range(fuse, bad):
     with pytest.raises(gc.DataError, match=rf"one_hot.*index {bad} is out of range \[0, 4\)"):
         fn(labels=np.array([0, bad, 1], np.int32), w=w)
     np.testing.assert_array_equal(fn(labels=np.array([0, 3, 1], np.int32), w=w)["y"], np.ones(3, np.float32))
+
+
+def test_the_report_of_an_unrolled_loop_grows_with_its_steps_not_their_pairs():
+    """Every step of a loop reads the same weights, so each kernel has every earlier step as a
+    candidate; those that reach it through another kernel, or that remat keeps apart, are one
+    counted line, not a line each (T=64: 15,943 lines before, 378 now)."""
+    counts = {}
+    for steps in (16, 64):
+        fn = gc.compile(gc.grad(unrolled_rnn(steps, 2, 2, 2)), remat="sqrt")
+        lines = [line for line in fn.report().splitlines() if "not merged" in line]
+        assert any("earlier kernels reading the same arrays" in line for line in lines)
+        counts[steps] = len(lines) / len(fn.kernels)
+    assert counts[64] < 2 * counts[16] and counts[64] < 4, counts

@@ -1,6 +1,7 @@
-"""Library ops as generated kernels (``codegen/library.py``): concat, pad, take,
-take_along_axis, scatter_add, index_add, argmax and argmin write their buffers directly on the
-CPU as on CUDA, and their results equal the reference interpreter's; a bad index is a
+"""Library ops as generated kernels (``codegen/library.py``): pad, take, take_along_axis,
+scatter_add, index_add, argmax and argmin write their buffers directly on the CPU as on CUDA
+(concat and matmul are numpy calls into the buffer there), and their results equal the
+reference interpreter's; a bad index is a
 DataError naming the op on every target, and the next good call is right."""
 
 import numpy as np
@@ -20,7 +21,7 @@ def _embedding(V=7, D=5):
     return gc.grad(g)
 
 
-def test_every_cpu_library_step_but_blas_is_a_generated_kernel():
+def test_every_cpu_library_step_but_matmul_and_concat_is_a_generated_kernel():
     g = gc.Graph("library")
     x = g.input("x", (3, 4))
     idx = g.input("idx", (3, 2), "int64")
@@ -32,9 +33,8 @@ def test_every_cpu_library_step_but_blas_is_a_generated_kernel():
     g.output("f", x @ gc.transpose(x))
     fn = gc.compile(g)
     library = [s for s in fn.steps if s.kind is StepKind.LIBRARY]
-    assert {s.roots[0].op for s in library if s.name in fn.kernels} == {"concat", "pad", "take", "scatter_add",
-                                                                      "argmax"}
-    assert [s.roots[0].op for s in library if s.name not in fn.kernels] == ["matmul"]
+    assert {s.roots[0].op for s in library if s.name in fn.kernels} == {"pad", "take", "scatter_add", "argmax"}
+    assert sorted(s.roots[0].op for s in library if s.name not in fn.kernels) == ["concat", "matmul"]
     args = {"x": np.random.default_rng(0).normal(size=(3, 4)).astype(np.float32),
             "idx": np.array([[0, 3], [2, 2], [1, 0]])}
     got, want = fn(**args), gc.evaluate(g, **args)

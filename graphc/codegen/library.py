@@ -1,8 +1,8 @@
 """Library ops as generated kernels: the rules both targets share.
 
-A library step (concat, pad, take, take_along_axis, scatter_add, index_add, argmax, argmin)
-writes its result straight into its buffer, reading its operands through their views like a
-loop kernel. The gathers and arg-reductions compute one result element at a time (``POINTWISE``:
+A library step (pad, take, take_along_axis, scatter_add, index_add, argmax, argmin; concat on
+CUDA, where the CPU calls np.concatenate into the buffer) writes its result straight into its
+buffer, reading its operands through their views like a loop kernel. The gathers and arg-reductions compute one result element at a time (``POINTWISE``:
 ``rule(v, index, kernel)`` -> lines setting ``res`` at ``index``), on the CPU in a loop nest,
 on CUDA one thread per element. How concat, pad and the scatters write differs by target
 (the CPU walks each operand once; a CUDA thread gathers what lands on its element), so those

@@ -16,6 +16,8 @@ and sigmoid, the helpers of ``PRELUDE``, and fma-compensated constant powers in 
 
 import math
 
+import numpy as np
+
 from ..ir import dtypes as dt
 from ..passes.fusion import StepKind
 from .kernel import (MAXIMUM, MINIMUM, Emitter, Kernel, KernelSource, Reduction, acc_dtype, acc_init,
@@ -344,7 +346,11 @@ def reduction_kernel(group, leaves, parallel_min: int = REDUCTION_PARALLEL_MIN) 
 
 # ---------------------------------------------------------------- library steps
 
-BLAS = frozenset({"matmul"})  # library ops the runtime hands to numpy's BLAS; the others get kernels
+# library ops the runtime runs as numpy calls writing the step's buffer (``out=``): matmul is
+# BLAS, and a concat kernel would take an argument and a loop nest per operand (the fan-in of a
+# 64-step loop's slices: 16 s for numba to compile, where np.concatenate copies into place)
+NUMPY_CALLS = {"matmul": lambda attrs, xs, out: np.matmul(*xs, out=out),
+               "concat": lambda attrs, xs, out: np.concatenate(xs, axis=attrs["axis"], out=out)}
 
 
 def _nest(shape, body: list, split: int = 0, head=()) -> list:
@@ -376,19 +382,6 @@ def _gather(v, kernel) -> list:
     at = index[:axis] + ["np.uint64(j)"] + index[axis + k:]
     head = [f"j = np.int64({kernel.read(idx, index[axis:axis + k])})"] + check_index(kernel, v, "j", x.shape[axis])
     return _nest(v.shape, [f"o0[{_at(index)}] = {kernel.read(x, at)}"], axis + k, head)
-
-
-def _concat(v, kernel) -> list:
-    """Each operand copied once into its place: writes at an offset along the axis."""
-    axis, lines, start = v.attrs["axis"], [], 0
-    for x in v.inputs:
-        index = _index(x.shape)
-        at = list(index)
-        at[axis] = f"i{axis} + {u(start)}"
-        if x.size:
-            lines += _nest(x.shape, [f"o0[{_at(at)}] = {kernel.read(x, index)}"])
-        start += x.shape[axis]
-    return lines
 
 
 def _pad(v, kernel) -> list:
@@ -454,12 +447,12 @@ def _index_add(v, kernel) -> list:
     return lines + outer + indent([f"for r in range({size}):"] + indent(row, 1), top)
 
 
-_LIBRARY = {**{op: _pointwise for op in POINTWISE}, "take": _gather, "concat": _concat, "pad": _pad,
+_LIBRARY = {**{op: _pointwise for op in POINTWISE}, "take": _gather, "pad": _pad,
             "scatter_add": _scatter, "index_add": _index_add}
 
 
 def library_kernel(group) -> KernelSource:
-    """A library step (not BLAS) as loop nests writing its buffer directly (``library.py``)."""
+    """A library step (not a numpy call) as loop nests writing its buffer directly (``library.py``)."""
     (v,) = group.roots
     kernel = Kernel(CPU)
     source, extras = _source(kernel, 1, False, _LIBRARY[v.op](v, kernel) or ["return"])  # (nothing to write)
@@ -468,8 +461,9 @@ def library_kernel(group) -> KernelSource:
 
 
 def has_kernel(step) -> bool:
-    """Whether this target generates a kernel for ``step`` (loop steps, and library steps but BLAS)."""
-    return step.kind is StepKind.LOOP or (step.kind is StepKind.LIBRARY and step.roots[0].op not in BLAS)
+    """Whether this target generates a kernel for ``step`` (loop steps, and library steps but
+    ``NUMPY_CALLS``)."""
+    return step.kind is StepKind.LOOP or (step.kind is StepKind.LIBRARY and step.roots[0].op not in NUMPY_CALLS)
 
 
 def kernel_source(group, leaves, beside_blas: bool = False) -> KernelSource:

@@ -8,7 +8,8 @@ Every op falls in one class:
   loop indices and compares them with the last): fused into loop kernels;
 - reduction (sum, max, min): a loop kernel that takes its elementwise prologue along;
 - library (matmul, concat, pad, take, take_along_axis, scatter_add, index_add, argmax,
-  argmin): one call on materialized operands (BLAS for matmul, a generated kernel for the rest).
+  argmin): one call on materialized operands (on the CPU numpy for matmul and concat, a
+  generated kernel for the rest).
 
 An elementwise value is *materialized* (written to a buffer) when it is an output, feeds a
 view or library op, or is expensive (transcendental) and used by several kernels. Otherwise it

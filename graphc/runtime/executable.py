@@ -1,7 +1,7 @@
 """The executable: runs a compiled plan on numpy arrays.
 
 A plan is a list of steps made once at compile time, each a small closure over a shared list
-of arrays indexed by value id: a numpy view, a library call (BLAS matmul), or a fused Numba
+of arrays indexed by value id: a numpy view, a numpy call (BLAS matmul, concat), or a Numba
 kernel. Intermediate buffers are fixed views into one arena allocated on first call; outputs
 are fresh arrays each call (or the caller's, with ``run(..., out=)``), so they never alias
 each other, the inputs or the arena. Inputs are checked like the interpreter checks them and
@@ -20,6 +20,7 @@ from numba import typeof
 
 from ..codegen.cache import load_kernel, seal
 from ..codegen.loops import describe, kernel_loops
+from ..codegen.numba_cpu import NUMPY_CALLS
 from ..codegen.warm import compile_kernels
 from ..errors import ArgumentError, DTypeError, ResourceError, ShapeError
 from ..ir.dot import to_dot
@@ -193,14 +194,14 @@ class Executable:
             def run_view(env):
                 env[v.id] = view(attrs, env[src])
             return run_view
-        if group.name not in self.kernels:  # a BLAS call
+        if group.name not in self.kernels:  # a numpy call writing the buffer: BLAS matmul, concat
             (v,) = group.roots
-            a, b = (i.id for i in v.inputs)
+            ins, call, attrs = [i.id for i in v.inputs], NUMPY_CALLS[v.op], v.attrs
 
-            def run_matmul(env):
+            def run_numpy(env):
                 out = env[v.id] = self._buffer(v)
-                np.matmul(env[a], env[b], out=out)
-            return run_matmul
+                call(attrs, [env[i] for i in ins], out)
+            return run_numpy
         ks = self.kernels[group.name]
         outs, ins = self._kernel_plan(ks)
         slot, fns = self._add_kernel(ks, (outs, ins)), self._fns

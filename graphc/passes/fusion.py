@@ -369,8 +369,7 @@ def _merge(groups, apart: list) -> list:
             for b in bases[j]:
                 readers[b] = readers.get(b, 0) | 1 << j
             owner.update((v.id, j) for v in group.values)
-            deps.contract(j, i)
-            deps.remove_edges([(m, j) for m in views])  # the merged kernel reads those views itself
+            deps.contract(j, i, views)  # the merged kernel reads those views itself
             merged[i] = j
             break
         for why, bits in skipped.items():
@@ -436,8 +435,13 @@ class _Deps:
                 return True
         return False
 
-    def contract(self, keep: int, gone: int) -> None:
-        """Merge node ``gone`` into ``keep`` (no other path joins them, so it stays a DAG)."""
+    def contract(self, keep: int, gone: int, views=frozenset()) -> None:
+        """Merge node ``gone`` into ``keep`` (no other path joins them, so it stays a DAG),
+        dropping first the edges from ``views`` (views of keep's results that gone read: the
+        merged kernel reads them itself)."""
+        for m in views:
+            self.succs[m].discard(gone)
+            self.preds[gone].discard(m)
         for p in self.preds[gone]:
             self.succs[p].discard(gone)
             if p != keep:
@@ -449,11 +453,14 @@ class _Deps:
                 self.preds[s].add(keep)
                 self.succs[keep].add(s)
         self.preds[gone], self.succs[gone] = set(), set()
-        self.anc[keep] = (self.anc[keep] | self.anc[gone]) & ~(1 << keep | 1 << gone)
+        dropped = sum(1 << m for m in views) | 1 << keep | 1 << gone
+        self.anc[keep] = (self.anc[keep] | self.anc[gone]) & ~dropped
         self.anc[gone] = 0
         # what keep reaches gains keep's ancestors and keep. A node that has them all already
-        # passes them on to everything it reaches, so the walk stops there (a stale bit of
-        # gone may stay: gone is never a candidate again, and every test masks it out)
+        # passes them on to everything it reaches, so the walk stops there. Stale bits may stay
+        # behind: gone's (never a candidate again, and every test masks it out), and a dropped
+        # view's in what gone reached; such a node is reached from keep through a kernel, so
+        # any merge with keep that the stale bit could refuse is refused by that path anyway.
         new = self.anc[keep] | 1 << keep
         stack = list(self.succs[keep])
         while stack:
@@ -461,39 +468,6 @@ class _Deps:
             if self.anc[n] & new != new:
                 self.anc[n] |= new
                 stack.extend(self.succs[n])
-
-    def _below(self, top: int) -> set:
-        """The nodes reachable from ``top``, itself excluded."""
-        found, stack = set(), list(self.succs[top])
-        while stack:
-            n = stack.pop()
-            if n not in found:
-                found.add(n)
-                stack.extend(self.succs[n])
-        return found
-
-    def remove_edges(self, edges) -> None:
-        """Drop edges and recompute the ancestor sets they fed: those of their heads and of
-        what the heads reach, in topological order (only row epilogues do this)."""
-        if not edges:
-            return
-        for a, b in edges:
-            self.preds[b].discard(a)
-            self.succs[a].discard(b)
-        heads = {b for _, b in edges}
-        stale = heads.union(*(self._below(b) for b in heads))
-        waiting = {n: sum(1 for p in self.preds[n] if p in stale) for n in stale}
-        ready = [n for n, d in waiting.items() if d == 0]
-        while ready:
-            n = ready.pop()
-            self.anc[n] = 0
-            for p in self.preds[n]:
-                self.anc[n] |= self.anc[p] | 1 << p
-            for s in self.succs[n]:
-                if s in stale:
-                    waiting[s] -= 1
-                    if waiting[s] == 0:
-                        ready.append(s)
 
 
 def _views_between(groups, deps, a, b) -> set:

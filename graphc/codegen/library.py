@@ -2,7 +2,8 @@
 
 A library step (pad, take, take_along_axis, scatter_add, index_add, argmax, argmin; concat on
 CUDA, where the CPU calls np.concatenate into the buffer) writes its result straight into its
-buffer, reading its operands through their views like a loop kernel. The gathers and arg-reductions compute one result element at a time (``POINTWISE``:
+buffer, reading its operands through their views like a loop kernel. The gathers and
+arg-reductions compute one result element at a time (``POINTWISE``:
 ``rule(v, index, kernel)`` -> lines setting ``res`` at ``index``), on the CPU in a loop nest,
 on CUDA one thread per element. How concat, pad and the scatters write differs by target
 (the CPU walks each operand once; a CUDA thread gathers what lands on its element), so those
@@ -59,15 +60,3 @@ def _arg(v, index, kernel):
 
 
 POINTWISE = {"take_along_axis": _take_along_axis, "take": _take, "argmax": _arg, "argmin": _arg}
-
-
-def scatter_target(v, index: list) -> tuple[list, list]:
-    """For scatter_add or index_add ``v`` at update position ``index``: (the position in the
-    indices array, the result's index with ``"np.uint64(j)"`` for the looked-up one)."""
-    axis = v.attrs["axis"]
-    if v.op == "scatter_add":
-        at = list(index)
-        at[axis] = "np.uint64(j)"
-        return list(index), at
-    k = v.inputs[1].ndim
-    return list(index[axis:axis + k]), list(index[:axis]) + ["np.uint64(j)"] + list(index[axis + k:])

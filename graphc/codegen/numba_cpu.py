@@ -22,7 +22,7 @@ from ..ir import dtypes as dt
 from ..passes.fusion import StepKind
 from .kernel import (MAXIMUM, MINIMUM, Emitter, Kernel, KernelSource, Reduction, acc_dtype, acc_init,
                      arg_shape, elementwise, indent)
-from .library import POINTWISE, check_index, scatter_target, u
+from .library import POINTWISE, check_index, u
 from .literals import CTOR, literal
 from .powers import power_template
 
@@ -394,20 +394,19 @@ def _pad(v, kernel) -> list:
 
 
 def _scatter(v, kernel) -> list:
-    """scatter_add and index_add: every update added at its place in order (as ``np.add.at``),
-    float ones into a float64 accumulator, rounded to the result's dtype once at the end."""
+    """scatter_add: every update added at its place in order (as ``np.add.at``), float ones
+    into a float64 accumulator, rounded to the result's dtype once at the end."""
     upd, idx = v.inputs
-    out = _index(v.shape)
+    out, index = _index(v.shape), _index(upd.shape)
     wide = dt.is_float(v.dtype) and v.dtype != "float64"
     acc = "acc" if wide else "o0"
     lines = ([f"acc = np.zeros(({', '.join(str(d) for d in v.shape)},), dtype=np.float64)"] if wide
              else _nest(v.shape, [f"o0[{_at(out)}] = {literal(0, v.dtype)}"]))
-    index = _index(upd.shape)
-    pick, at = scatter_target(v, index)
+    at = list(index)
+    at[v.attrs["axis"]] = "np.uint64(j)"
     add = f"np.float64({kernel.read(upd, index)})" if wide else kernel.read(upd, index)
-    split = v.attrs["axis"] + idx.ndim if v.op == "index_add" else upd.ndim  # where the index is known
-    head = [f"j = np.int64({kernel.read(idx, pick)})"] + check_index(kernel, v, "j", v.attrs["size"])
-    lines += _nest(upd.shape, [f"{acc}[{_at(at)}] += {add}"], split, head)
+    lines += _nest(upd.shape, [f"j = np.int64({kernel.read(idx, index)})"]
+                   + check_index(kernel, v, "j", v.attrs["size"]) + [f"{acc}[{_at(at)}] += {add}"])
     if wide:
         lines += _nest(v.shape, [f"o0[{_at(out)}] = {CTOR[v.dtype]}(acc[{_at(out)}])"])
     return lines
@@ -420,24 +419,24 @@ def _index_add(v, kernel) -> list:
     and rows no index names cost one write of zeros."""
     upd, idx = v.inputs
     axis, size, k = v.attrs["axis"], v.attrs["size"], idx.ndim
-    at_idx = [f"i{a}" for a in range(axis, axis + k)]
-    lookup = [f"j = np.int64({kernel.read(idx, at_idx)})"] + check_index(kernel, v, "j", size)
-    positions = list(range(axis, axis + k))
-    count, depth = _loops(positions, upd.shape, False)
-    place, _ = _loops(positions, upd.shape, False)
-    lines = ["counts = np.zeros(%d, dtype=np.int64)" % (size + 1)] + count + indent(lookup + ["counts[j + 1] += 1"], depth)
+    index = _index(upd.shape)
+    lookup = [f"j = np.int64({kernel.read(idx, index[axis:axis + k])})"] + check_index(kernel, v, "j", size)
+    positions, depth = _loops(range(axis, axis + k), upd.shape, False)  # over the indices, twice
+    lines = [f"counts = np.zeros({size + 1}, dtype=np.int64)"]
+    lines += positions + indent(lookup + ["counts[j + 1] += 1"], depth)
     lines += [f"for r in range({size}):", "    counts[r + 1] += counts[r]",
               f"order = np.empty({idx.size}, dtype=np.int64)", f"fill = counts[:{size}].copy()", "p = 0"]
-    lines += place + indent(lookup + ["order[fill[j]] = p", "fill[j] += 1", "p += 1"], depth)
+    lines += positions + indent(lookup + ["order[fill[j]] = p", "fill[j] += 1", "p += 1"], depth)
     post = list(range(axis + k, upd.ndim))
     wide = dt.is_float(v.dtype)
     unravel = []
     for d in reversed(range(k)):
         unravel += [f"i{axis + d} = np.uint64(p % {idx.shape[d]})", f"p = p // {idx.shape[d]}"]
     inner, more = _loops(post, upd.shape, False)
-    add = f"np.float64({kernel.read(upd, _index(upd.shape))})" if wide else kernel.read(upd, _index(upd.shape))
+    add = f"np.float64({kernel.read(upd, index)})" if wide else kernel.read(upd, index)
     out = [f"i{a}" for a in range(axis)] + ["np.uint64(r)"] + [f"i{a}" for a in post]
-    row = [f"for t in range({math.prod(upd.shape[axis + k:])}):", f"    row[t] = {'0.0' if wide else literal(0, v.dtype)}",
+    row = [f"for t in range({math.prod(upd.shape[axis + k:])}):",
+           f"    row[t] = {'0.0' if wide else literal(0, v.dtype)}",
            "for q in range(counts[r], counts[r + 1]):", "    p = order[q]"]
     row += indent(unravel + ["t = 0"] + inner + indent([f"row[t] += {add}", "t += 1"], more), 1)
     row += ["t = 0"] + inner + indent([f"o0[{_at(out)}] = {CTOR[v.dtype]}(row[t])", "t += 1"], more)

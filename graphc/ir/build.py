@@ -332,7 +332,8 @@ def index_add(updates, indices, axis, size) -> Value:
     g = _graph_of("index_add", (updates, indices))
     updates, indices = (v if isinstance(v, Value) else g.const(v) for v in (updates, indices))
     rank = updates.ndim - indices.ndim + 1  # the result's: axis (or -k) counts as in take's table
-    return _node("index_add", [updates, indices], axis=normalize_axis(axis, builtins.max(rank, 1), "index_add"), size=size)
+    axis = normalize_axis(axis, builtins.max(rank, 1), "index_add")
+    return _node("index_add", [updates, indices], axis=axis, size=size)
 
 
 def one_hot(labels, depth: int, dtype="float32") -> Value:

@@ -480,3 +480,15 @@ def test_canonical_splat_does_not_grow_the_graph():
     s = simplified(g)
     assert len(s.nodes) <= len(g.nodes), gc.to_text(s)
     assert_same_outputs(gc.evaluate(s), gc.evaluate(g))
+
+
+def test_an_op_on_a_small_uniform_constant_folds_to_one_constant_not_a_splat():
+    """Found by the random-graph test: neg of const [inf] became a scalar const and a broadcast,
+    two nodes for one."""
+    g = gc.Graph("graph")
+    c = g.const(np.array([np.inf], np.float32))
+    g.output("graph", c)
+    g.output("graph_1", -c)
+    s = gc.simplify(g)
+    assert len(s.nodes) <= len(g.nodes)
+    assert gc.evaluate(s)["graph_1"].tolist() == [-np.inf]

@@ -88,7 +88,10 @@ def _fold(rw, op, inputs, attrs, out):
     scalars = [splat(i) for i in inputs]
     try:
         with np.errstate(all="ignore"):
-            if out.size and all(s is not None for s in scalars):
+            # a splat is a scalar const and a broadcast: two nodes, so small dense constants
+            # fold densely below instead (one node for one: simplify never adds nodes)
+            small_dense = out.size <= FOLD_LIMIT and all(i.op == "const" for i in inputs)
+            if out.size and all(s is not None for s in scalars) and not small_dense:
                 same = all(s == scalars[0] for s in scalars)
                 if OPS[op].kind == "elementwise":
                     return rw.splat(OPS[op].reference(attrs, *map(np.array, scalars))[()], out)

@@ -125,7 +125,25 @@ class SoftmaxRegression:
         return m.cross_entropy(a["x"] @ a["w"] + a["b"], a["labels"])
 
 
-MODELS = {"gpt": Gpt, "embedding": Embedding, "rnn64": Rnn, "lstm64": Lstm, "softmax_regression": SoftmaxRegression}
+class Cnn:
+    """The issue's CIFAR-sized step: conv3x3 32 -> relu -> pool -> conv3x3 64 -> relu -> pool -> linear 10."""
+    N, C, S = 64, 3, 32
+    wrt = ["w1", "b1", "w2", "b2", "w3", "b3"]
+
+    def arrays(self):
+        N, C, S = self.N, self.C, self.S
+        return {"x": normal(N, C, S, S), "labels": rng.integers(0, 10, N),
+                "w1": normal(32, C, 3, 3, scale=1 / math.sqrt(9 * C)), "b1": np.zeros(32, np.float32),
+                "w2": normal(64, 32, 3, 3, scale=1 / math.sqrt(9 * 32)), "b2": np.zeros(64, np.float32),
+                "w3": normal(64 * (S // 4) ** 2, 10, scale=0.01), "b3": np.zeros(10, np.float32)}
+
+    def block(self, m, a):
+        h = m.max_pool2d(m.relu(m.conv2d(a["x"], a["w1"], padding=1) + m.reshape(a["b1"], (32, 1, 1))), 2)
+        h = m.max_pool2d(m.relu(m.conv2d(h, a["w2"], padding=1) + m.reshape(a["b2"], (64, 1, 1))), 2)
+        return m.cross_entropy(m.flatten(h) @ a["w3"] + a["b3"], a["labels"])
+
+
+MODELS = {"gpt": Gpt, "cnn": Cnn, "embedding": Embedding, "rnn64": Rnn, "lstm64": Lstm, "softmax_regression": SoftmaxRegression}
 
 
 # ---------------------------------------------------------------- the three spellings
@@ -136,6 +154,7 @@ class _Graphc:
         self.take, self.transpose, self.reshape, self.where = gc.take, gc.transpose, gc.reshape, gc.where
         self.layer_norm, self.softmax, self.gelu = gc.layer_norm, gc.softmax, gc.gelu
         self.cross_entropy = gc.cross_entropy
+        self.conv2d, self.max_pool2d, self.relu, self.flatten = gc.conv2d, gc.max_pool2d, gc.relu, gc.flatten
         self.sum, self.mean, self.tanh, self.sigmoid = gc.sum, gc.mean, gc.tanh, gc.sigmoid
         self.model = model
 
@@ -159,6 +178,21 @@ class _Jax:
         self.sum, self.mean, self.tanh, self.sigmoid = jnp.sum, jnp.mean, jnp.tanh, jax.nn.sigmoid
         if hasattr(model, "T"):
             self.causal = jnp.tril(jnp.ones((model.T, model.T), bool))
+
+    def conv2d(self, x, w, padding=0):
+        import jax
+        return jax.lax.conv_general_dilated(x, w, (1, 1), [(padding, padding)] * 2,
+                                            dimension_numbers=("NCHW", "OIHW", "NCHW"))
+
+    def max_pool2d(self, x, k):
+        import jax
+        return jax.lax.reduce_window(x, -self.jnp.inf, jax.lax.max, (1, 1, k, k), (1, 1, k, k), "VALID")
+
+    def relu(self, x):
+        return self.jnp.maximum(x, 0)
+
+    def flatten(self, x):
+        return self.jnp.reshape(x, (x.shape[0], -1))
 
     def layer_norm(self, x, g, b):
         jnp = self.jnp
@@ -184,6 +218,8 @@ class _Torch:
         self.softmax, self.gelu = (lambda x: torch.softmax(x, -1)), (lambda x: F.gelu(x, approximate="tanh"))
         self.sum, self.mean, self.tanh, self.sigmoid = torch.sum, torch.mean, torch.tanh, torch.sigmoid
         self.cross_entropy = F.cross_entropy
+        self.conv2d, self.max_pool2d, self.relu = F.conv2d, F.max_pool2d, torch.relu
+        self.flatten = lambda x: torch.flatten(x, 1)
         if hasattr(model, "T"):
             self.causal = torch.tril(torch.ones((model.T, model.T), dtype=torch.bool))
 

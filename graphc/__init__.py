@@ -12,12 +12,13 @@ from .check import check_grads
 from .errors import (ArgumentError, BudgetError, CompileError, DataError, DTypeError, GradientCheckError,
                      GraphcError, GraphError, GraphcWarning, ResourceError, ShapeError)
 from .ir.build import (abs, add, argmax, argmin, broadcast_to, cast, checkpoint, concat, cos, div, eq, erf, exp,
-                       expm1, ge, gt, index_add, le, log, log1p, lt, matmul, max, maximum, mean, min, minimum,
-                       mul, ne, neg, one_hot, pad, pow, reciprocal, relu, reshape, rsqrt, sigmoid, sign,
+                       expm1, fold, ge, gt, index_add, le, log, log1p, lt, matmul, max, maximum, mean, min, minimum,
+                       mul, ne, neg, one_hot, pad, pow, random_uniform, reciprocal, relu, reshape, rsqrt, sigmoid, sign,
                        scatter_add, sin, softplus, sqrt, square, stop_gradient, sub, sum, take, take_along_axis,
-                       tanh, transpose, where)
-from .ir.composites import (cross_entropy, gelu, l2_regularization, layer_norm, linear, log_softmax,
-                            logsumexp, mse, softmax, svm_loss)
+                       tanh, transpose, where, windows)
+from .ir.convolution import avg_pool2d, conv2d, flatten, max_pool2d
+from .ir.composites import (BatchNorm, batch_norm, cross_entropy, dropout, gelu, l2_regularization, layer_norm,
+                            linear, log_softmax, logsumexp, mse, softmax, svm_loss)
 from .ir.dot import to_dot
 from .ir.graph import Graph, Value
 from .ir.interpret import evaluate

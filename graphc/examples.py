@@ -1,7 +1,12 @@
 """Example graphs used by the demo, the tests and the benchmarks."""
 
-from .ir.build import matmul, sigmoid, sum, tanh
-from .ir.composites import gelu, layer_norm, mean, mse
+import math
+
+import numpy as np
+
+from .ir.build import matmul, relu, reshape, sigmoid, sum, tanh
+from .ir.composites import batch_norm, cross_entropy, gelu, layer_norm, mean, mse
+from .ir.convolution import avg_pool2d, conv2d, flatten, max_pool2d
 from .ir.graph import Graph
 
 
@@ -49,3 +54,60 @@ def unrolled_rnn(steps=64, batch=16, d_in=32, hidden=64, dtype="float32") -> Gra
         h = tanh(matmul(x[t], wx) + matmul(h, wh) + b)
     g.output("loss", mse(h, y))
     return g
+
+
+def lecture_cnn(batch=64, channels=1, size=8, classes=10, widths=(16, 32), dtype="float32") -> Graph:
+    """The classic course's small convnet: (conv 3x3 -> relu -> 2x2 max-pool) twice, then a
+    linear layer and softmax cross-entropy. Inputs ``x`` (batch, channels, size, size) and
+    ``labels``; outputs ``loss`` and ``logits``; params ``w1 b1 w2 b2 w3 b3``."""
+    g = Graph("lecture_cnn")
+    h = g.input("x", (batch, channels, size, size), dtype)
+    labels = g.input("labels", (batch,), "int64")
+    for k, (c_in, c_out) in enumerate(zip((channels,) + tuple(widths), widths), 1):
+        w, b = g.param(f"w{k}", (c_out, c_in, 3, 3), dtype), g.param(f"b{k}", (c_out, 1, 1), dtype)
+        h = max_pool2d(relu(conv2d(h, w, padding=1) + b), 2)
+    k = len(widths) + 1
+    logits = matmul(flatten(h), g.param(f"w{k}", (math.prod(h.shape[1:]), classes), dtype))
+    logits = logits + g.param(f"b{k}", (classes,), dtype)
+    g.output("loss", cross_entropy(logits, labels))
+    g.output("logits", logits)
+    return g
+
+
+def resnet_basic(batch=32, channels=3, size=16, classes=10, width=16, blocks=2, dtype="float32") -> Graph:
+    """A ResNet-style net of basic blocks: a 3x3 stem, then ``blocks`` times
+    ``relu(x + bn(conv(relu(bn(conv(x))))))`` (batch norm in training mode), global average
+    pooling, a linear layer and cross-entropy. Outputs ``loss`` and ``logits``."""
+    g = Graph("resnet_basic")
+    x = g.input("x", (batch, channels, size, size), dtype)
+    labels = g.input("labels", (batch,), "int64")
+
+    def conv_bn(h, name, c_in):
+        w = g.param(f"{name}_w", (width, c_in, 3, 3), dtype)
+        gamma, beta = g.param(f"{name}_gamma", (width,), dtype), g.param(f"{name}_beta", (width,), dtype)
+        return batch_norm(conv2d(h, w, padding=1), gamma, beta).out
+
+    h = relu(conv_bn(x, "stem", channels))
+    for k in range(blocks):
+        h = relu(h + conv_bn(relu(conv_bn(h, f"block{k}_a", width)), f"block{k}_b", width))
+    pooled = reshape(avg_pool2d(h, size), (batch, width))
+    logits = matmul(pooled, g.param("fc_w", (width, classes), dtype)) + g.param("fc_b", (classes,), dtype)
+    g.output("loss", cross_entropy(logits, labels))
+    g.output("logits", logits)
+    return g
+
+
+def init_params(graph: Graph, seed=0) -> dict:
+    """He-normal weights (a 4-D convolution weight's fan-in is C*kh*kw, a matrix's its rows),
+    zero biases and betas, unit gammas: arrays for every param of ``graph``."""
+    rng = np.random.default_rng(seed)
+    arrays = {}
+    for name, p in graph.params.items():
+        if name.endswith("_gamma"):
+            arrays[name] = np.ones(p.shape, p.dtype)
+        elif len(p.shape) in (2, 4):
+            fan_in = math.prod(p.shape[1:]) if len(p.shape) == 4 else p.shape[0]
+            arrays[name] = (rng.standard_normal(p.shape) * math.sqrt(2 / fan_in)).astype(p.dtype)
+        else:
+            arrays[name] = np.zeros(p.shape, p.dtype)
+    return arrays

@@ -351,6 +351,30 @@ def gather_case(draw, op):
 
 
 @st.composite
+def window_case(draw, op):
+    """windows (sliding windows as a view) over the last one or two axes, or its transpose fold,
+    with strides and dilations that make windows overlap, skip elements, or both."""
+    rng = np.random.default_rng(draw(seeds))
+    k = draw(st.integers(1, 2))
+    lead = draw(shapes(min_dims=0, max_dims=1))
+    window = tuple(draw(st.integers(1, 3)) for _ in range(k))
+    dilation = tuple(draw(st.integers(1, 2)) for _ in range(k))
+    strides = tuple(draw(st.integers(1, 2)) for _ in range(k))
+    size = tuple(d * (w - 1) + 1 + draw(st.integers(0, 2)) for w, d in zip(window, dilation))
+    if op == "windows":
+        return Case(lambda g, x: gc.windows(x, window, strides, dilation), {"x": real(rng, lead + size)})
+    counts = tuple((n - d * (w - 1) - 1) // s + 1 for n, w, s, d in zip(size, window, strides, dilation))
+    return Case(lambda g, x: gc.fold(x, size, window, strides, dilation), {"x": real(rng, lead + window + counts)})
+
+
+@st.composite
+def copy_case(draw):
+    """copy (what the layout pass puts under a reshape of a strided view) of a transposed value."""
+    rng = np.random.default_rng(draw(seeds))
+    return Case(lambda g, x: g.add_node("copy", [gc.transpose(gc.tanh(x))], {}), {"x": real(rng, draw(shapes()))})
+
+
+@st.composite
 def checkpoint_case(draw):
     """An identity for values and gradients, however it is marked."""
     rng = np.random.default_rng(draw(seeds))
@@ -378,6 +402,9 @@ CASES = {
     "scatter_add": scatter_case(),
     "take": gather_case("take"),
     "index_add": gather_case("index_add"),
+    "windows": window_case("windows"),
+    "fold": window_case("fold"),
+    "copy": copy_case(),
 }
 
 DIFFERENTIABLE = {n for n, o in gc.OPS.items() if o.differentiable and o.kind != "source"}
@@ -432,6 +459,7 @@ NONDIFF_BUILDS = {
     "argmin": lambda g, x, y: _f64(gc.argmin(x, axis=0, keepdims=True)) + _f64(gc.argmin(y)),
     "one_hot": lambda g, x, y: gc.one_hot(gc.argmax(x, axis=-1), 5, "float64") * 2.0,
     "stop_gradient": lambda g, x, y: gc.stop_gradient(x) * gc.stop_gradient(gc.exp(y)),
+    "random_uniform": lambda g, x, y: gc.random_uniform(gc.argmax(x), x.shape, "float64") * 3.0 + 0 * gc.sign(y),
 }
 
 

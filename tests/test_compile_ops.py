@@ -36,7 +36,7 @@ ALL_AXES = [axes for r in range(4) for axes in itertools.combinations(range(3), 
 # ops that accept integer operands, each of which must be compiled for int32 and int64 too
 INT_OPS = set(INT_UNARY + INT_BINARY + COMPARES + REDUCTIONS) | {
     "where", "cast", "argmax", "argmin", "matmul", "transpose", "reshape", "broadcast_to", "concat", "pad",
-    "slice", "take_along_axis", "scatter_add", "take", "index_add"}
+    "slice", "take_along_axis", "scatter_add", "take", "index_add", "windows", "fold", "copy"}
 
 CASES = {}  # name -> builder() returning (graph, args, rtol, atol)
 FUSED_ONLY = set()  # cases whose unfused compile would only add compile time, not coverage
@@ -341,6 +341,17 @@ def _layout(dtype):
     g.output("rows_added", gc.index_add(b3[:, :2], idx[:2], axis=0, size=4))  # repeats accumulate
     g.output("one_hot", gc.one_hot(labels, 5, dtype=dtype))
     g.output("one_hot_used", gc.one_hot(labels, 4, dtype=dtype) * x)
+    # sliding windows (a view), fold (its transpose) and a copy (what the layout pass puts under
+    # a reshape that cannot be a view)
+    win = gc.windows(b3, (2, 2), (1, 2), (1, 1))  # (2, 2, 2, 2, 2)
+    g.output("windows", win)
+    g.output("windows_used", gc.exp(gc.windows(x, (2,), (2,), (2,))) * 2)
+    g.output("windows_reshaped", gc.reshape(win, (4, 8)))
+    g.output("fold", gc.fold(win, (3, 4), (2, 2), (1, 2)))
+    g.output("fold_overlapping", gc.fold(gc.windows(x * 2, (2, 3), (1, 1), (1, 1)), (3, 4), (2, 3)))
+    g.output("copy", g.add_node("copy", [x.T], {}))
+    g.output("random", gc.random_uniform(idx[1, 0], (3, 5), dtype, stream=2))  # the key read from data
+    g.output("dropout", gc.dropout(x * 2, 0.5, 11))
     rng = _rng("layout" + dtype)
     xs = rng.standard_normal((3, 4)).astype(dtype)
     xs[0, 1] = xs[0, 3] = xs[0].max() + 1  # a tie for argmax
@@ -376,6 +387,9 @@ def _layout_int(dtype):
     g.output("rows", gc.take(x, idx[:, 0]))
     g.output("rows_added", gc.index_add(x[:2], idx[:2, 0], axis=0, size=4))
     g.output("one_hot", gc.one_hot(labels, 4, dtype=dtype))
+    g.output("windows", gc.windows(x, (2, 2), (1, 2)) * 3)
+    g.output("fold", gc.fold(gc.windows(x, (2, 3)), (3, 4), (2, 3)))
+    g.output("copy", g.add_node("copy", [x[:, ::2]], {}))
     info = np.iinfo(dtype)
     xs = np.array([[1, 5, 5, -2], [info.max, 3, info.max, 0], [7, -7, 0, info.min]], dtype)
     args = {"x": xs, "w": np.array([[1, 2], [3, 4], [-5, 6], [7, 1]], dtype),
@@ -401,9 +415,20 @@ def _composites(dtype):
     g.output("svm", gc.svm_loss(x, labels))
     g.output("mse", gc.mse(x, x * 0.5))
     g.output("cross_entropy", gc.cross_entropy(x, labels))
+    img = g.input("img", (2, 3, 7, 6), dtype)
+    w = g.input("w", (4, 3, 3, 3), dtype)
+    g.output("conv", gc.relu(gc.conv2d(img, w, padding=1) + 0.5))
+    g.output("conv_strided", gc.conv2d(img, w[:2], stride=2, dilation=(1, 2)))
+    g.output("conv_grouped", gc.conv2d(img, w[:3, :1], padding="same", groups=3))
+    g.output("max_pool", gc.max_pool2d(img, 2))
+    g.output("max_pool_padded", gc.max_pool2d(gc.tanh(img), 3, stride=2, padding=1))
+    g.output("avg_pool", gc.avg_pool2d(img, (2, 3), stride=(1, 2), padding=(1, 1)))
+    g.output("flatten", gc.flatten(gc.max_pool2d(img, 2)) * 2)
     rng = _rng("composites" + dtype)
     xs = (rng.standard_normal((4, 6)) * 3).astype(dtype)
-    return g, {"x": xs, "labels": np.array([0, 5, 2, 3], "int64")}, 1e-4 if dtype == "float32" else 1e-11, None
+    imgs = rng.integers(-3, 4, (2, 3, 7, 6)).astype(dtype)  # ties in every pooling window
+    return g, {"x": xs, "labels": np.array([0, 5, 2, 3], "int64"), "img": imgs,
+               "w": rng.standard_normal((4, 3, 3, 3)).astype(dtype)}, 1e-4 if dtype == "float32" else 1e-11, None
 
 
 for _dt in FLOATS:
@@ -425,7 +450,7 @@ def test_compiled_matches_reference(name, fuse):
 
 
 def _dtype_key(v) -> str:
-    return v.dtype if v.op in ("one_hot", "where") else v.inputs[0].dtype
+    return v.dtype if v.op in ("one_hot", "where", "random_uniform") else v.inputs[0].dtype
 
 
 def test_every_op_has_a_compiled_row():

@@ -952,3 +952,64 @@ def test_cost_bytes_equal_nbytes_for_every_node_of_a_graph():
         assert cost.bytes_read == sum(np.zeros(i.shape, i.dtype).nbytes for i in v.inputs), v.op
         assert cost.bytes_written == np.zeros(v.shape, v.dtype).nbytes, v.op
         assert cost.transcendentals == (math.prod(v.shape) if gc.OPS[v.op].transcendental else 0)
+
+
+covers("windows", "fold", "copy")
+
+WINDOWS = [((6,), (2,), (1,), (1,)), ((7,), (3,), (2,), (2,)), ((2, 5, 6), (2, 3), (1, 2), (2, 1)),
+           ((2, 3, 4, 4), (1, 1), (1, 1), (1, 1)), ((3, 5, 5), (5, 5), (1, 1), (1, 1)), ((2, 8), (3,), (3,), (1,))]
+
+
+def _window_positions(shape, window, strides, dilation):
+    """(window offset, window place, the element it reads) for every element of ``windows``."""
+    k = len(window)
+    counts = [(n - d * (w - 1) - 1) // s + 1 for n, w, s, d in zip(shape[-k:], window, strides, dilation)]
+    for offset in np.ndindex(*window):
+        for place in np.ndindex(*counts):
+            yield offset, place, tuple(j * s + i * d for i, j, s, d in zip(offset, place, strides, dilation))
+
+
+@pytest.mark.parametrize("shape,window,strides,dilation", WINDOWS, ids=str)
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int32", "int64"])
+def test_windows_reads_each_window_element_at_its_place(shape, window, strides, dilation, dtype):
+    x = data(np.random.default_rng(3), shape, dtype)
+    g, out = run(lambda a: gc.windows(a, window, strides, dilation), x)
+    assert "windows" in ops_in(g)
+    expected = np.zeros(out.shape, dtype)
+    for offset, place, at in _window_positions(shape, window, strides, dilation):
+        expected[(Ellipsis,) + offset + place] = x[(Ellipsis,) + at]
+    check(out, expected, dtype)
+
+
+@pytest.mark.parametrize("shape,window,strides,dilation", WINDOWS, ids=str)
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int32", "int64"])
+def test_fold_adds_each_window_element_back_at_its_place(shape, window, strides, dilation, dtype):
+    k = len(window)
+    counts = tuple((n - d * (w - 1) - 1) // s + 1 for n, w, s, d in zip(shape[-k:], window, strides, dilation))
+    u = data(np.random.default_rng(4), shape[:-k] + window + counts, dtype)
+    g, out = run(lambda a: gc.fold(a, shape[-k:], window, strides, dilation), u)
+    assert "fold" in ops_in(g)
+    expected = np.zeros(shape, np.float64 if dtype in FLOATS else dtype)
+    for offset, place, at in _window_positions(shape, window, strides, dilation):
+        expected[(Ellipsis,) + at] += u[(Ellipsis,) + offset + place]
+    check(out, expected, dtype)
+
+
+def test_copy_is_the_identity_in_a_buffer_of_its_own():
+    x = np.arange(12.0).reshape(3, 4)
+    g = gc.Graph("t")
+    a = g.input("a", (3, 4), "float64")
+    g.output("out", g.add_node("copy", [gc.transpose(a)], {}))
+    out = gc.evaluate(g, a=x)["out"]
+    np.testing.assert_array_equal(out, x.T)
+    assert out.flags.c_contiguous and not np.shares_memory(out, x)
+
+
+covers("random_uniform")
+
+
+def test_random_uniform_reads_its_key_and_draws_in_zero_one():
+    _, out = run(lambda k: gc.random_uniform(k, (3, 4), "float32"), np.array(9, np.int32))
+    assert out.dtype == np.float32 and out.shape == (3, 4) and 0 <= out.min() and out.max() < 1
+    _, again = run(lambda k: gc.random_uniform(k, (3, 4), "float32"), np.array(9, np.int64))
+    np.testing.assert_array_equal(out, again)  # the key's value, whatever its int dtype

@@ -46,6 +46,7 @@ LOWER = {
     "square": "{0} * {0}", "reciprocal": "{one} / {0}",
     "sin": "math.sin({0})", "cos": "math.cos({0})", "log1p": "math.log1p({0})", "expm1": "math.expm1({0})",
     "softplus": "_softplus({0})", "erf": "math.erf({0})", "stop_gradient": "{0}", "checkpoint": "{0}",
+    "copy": "{0}",
     "add": "{0} + {1}", "sub": "{0} - {1}", "mul": "{0} * {1}", "div": "{0} / {1}", "pow": "{0} ** {1}",
     "maximum": MAXIMUM, "minimum": MINIMUM,
     "lt": "{0} < {1}", "le": "{0} <= {1}", "gt": "{0} > {1}", "ge": "{0} >= {1}", "eq": "{0} == {1}",
@@ -107,6 +108,11 @@ def access(v, index: list) -> tuple:
             index = inner
         elif v.op == "slice":
             index = [_affine(b, s_, i) for b, s_, i in zip(v.attrs["starts"], v.attrs["steps"], index)]
+        elif v.op == "windows":
+            k = len(v.attrs["window"])
+            lead, offsets, places = index[:len(index) - 2 * k], index[len(index) - 2 * k:-k], index[-k:]
+            index = lead + [_sum_of(_affine(0, s, j), _affine(0, d, i))
+                            for i, j, s, d in zip(offsets, places, v.attrs["strides"], v.attrs["dilation"])]
         v = src
     return v, index
 
@@ -117,6 +123,10 @@ def _affine(start: int, step: int, i: str) -> str:
     if step > 0:
         return scaled if start == 0 else f"{scaled} + np.uint64({start})"
     return f"np.uint64({start}) - {scaled}"
+
+
+def _sum_of(a: str, b: str) -> str:
+    return f"({a}) + ({b})"
 
 
 def is_literal(base) -> bool:

@@ -33,7 +33,12 @@ PARALLEL_MIN = 1 << 22  # elements: below this, waking threads (and competing wi
 # matmul, and numba's OpenMP threads stall against them (8 residual blocks: 97 ms a step with
 # serial reductions, 273 ms threaded), so plans with matmuls keep PARALLEL_MIN for every kernel.
 REDUCTION_PARALLEL_MIN = 1 << 16
+# Elementwise kernels beside BLAS stall the same way: a convnet's 4.7M-element im2col copy
+# took 4.6 ms threaded, 2.2 serial (the step 34.9 -> 28.3 ms), so there they stay serial
+# until far larger.
+BLAS_PARALLEL_MIN = 1 << 26
 CHUNKS = 64  # partial results of a parallel full reduction
+COLUMN_RUN = 64  # elements: reduced axes inside the last kept axis shorter than this reduce as columns
 
 PRELUDE = '''\
 import math
@@ -192,11 +197,11 @@ def _source(kernel: Kernel, n_outputs: int, parallel: bool, body: list) -> tuple
     return PRELUDE + "\n\n" + "\n".join(lines) + "\n", extras
 
 
-def elementwise_kernel(group, leaves) -> KernelSource:
+def elementwise_kernel(group, leaves, parallel_min: int = PARALLEL_MIN) -> KernelSource:
     """Roots and inlined values all have the domain shape; one pass over it. When every leaf is
     read directly (no broadcast, transpose or slice), the domain is flattened to one loop."""
     e = elementwise(CPU, group, leaves)
-    parallel = math.prod(e.domain) >= PARALLEL_MIN
+    parallel = math.prod(e.domain) >= parallel_min
     header, depth = _loops(range(len(e.domain)), e.domain, parallel)
     source, extras = _source(e.kernel, len(group.roots), parallel, e.hoisted + header + indent(e.point, depth))
     return KernelSource(group.name, source, list(group.roots), e.kernel.bases, e.in_shapes,
@@ -271,13 +276,16 @@ class _ReductionKernel:
 
     def body(self) -> list:
         r = self.r
-        if r.kept and max(r.kept) > min(r.axes):
+        if r.kept and max(r.kept) > min(r.axes) and math.prod(r.domain[max(r.kept) + 1:]) < COLUMN_RUN:
             return self.columns()
         return self.rows() if r.kept else self.full()
 
     def columns(self) -> list:
-        """A reduced axis lies outside a kept one (a column sum): walk memory in order and
-        accumulate into a small array, instead of striding across rows for every result."""
+        """A reduced axis lies outside a kept one, and the reduced axes inside the last kept one
+        are short (a column sum): walk memory in order and accumulate into a small array,
+        instead of striding across rows for every result. (Where they are long, as a bias
+        gradient's (N, C, H, W) summed to C, ``rows`` reads runs of H*W in order per channel and
+        keeps its sum in a register.)"""
         r = self.r
         nest, depth = _loops(range(len(r.domain)), r.domain, self.parallel and r.kept[0] == 0)
         acc_at = f"accs[{r.out_index}]"
@@ -467,9 +475,10 @@ def has_kernel(step) -> bool:
 
 def kernel_source(group, leaves, beside_blas: bool = False) -> KernelSource:
     """The kernel of loop or library step ``group``; ``beside_blas``: its plan calls BLAS, so
-    reductions thread only from ``PARALLEL_MIN`` elements (see ``REDUCTION_PARALLEL_MIN``)."""
+    reductions thread only from ``PARALLEL_MIN`` elements, elementwise kernels from
+    ``BLAS_PARALLEL_MIN`` (see ``REDUCTION_PARALLEL_MIN``)."""
     if group.kind is StepKind.LIBRARY:
         return library_kernel(group)
     if group.reduction is None:
-        return elementwise_kernel(group, leaves)
+        return elementwise_kernel(group, leaves, BLAS_PARALLEL_MIN if beside_blas else PARALLEL_MIN)
     return reduction_kernel(group, leaves, PARALLEL_MIN if beside_blas else REDUCTION_PARALLEL_MIN)

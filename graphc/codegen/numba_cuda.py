@@ -15,8 +15,8 @@ reads its operands through their views by index arithmetic (``access``, here als
   row again, split across the block's threads.
 - Matmul: shared-memory tiles and register tiles (see ``matmul_kernel``), batch dimensions on
   the grid's z axis.
-- concat, pad, take, take_along_axis, scatter_add, index_add, argmax/argmin: one thread per
-  result element (``library.py``). The scatters gather (each result sums the updates aimed at
+- concat, pad, take, take_along_axis, scatter_add, index_add, argmax/argmin, fold,
+  random_uniform: one thread per result element (``library.py``). The scatters gather (each result sums the updates aimed at
   it, in order) instead of racing with atomics, so they are deterministic; index ops check
   their indices on the device and record a bad one in an error array the runtime reads after
   the call.

@@ -244,6 +244,51 @@ def pad(x, low, high, interior=None) -> Value:
     return _node("pad", [x], low=low, high=high, interior=interior)
 
 
+def _per_axis(op: str, name: str, value, k: int) -> tuple:
+    """An int or a sequence of ``k`` ints, as a tuple of ``k``."""
+    values = (value,) * k if isinstance(value, (int, np.integer)) and not isinstance(value, bool) else value
+    try:
+        values = tuple(operator.index(v) for v in values)
+    except TypeError:
+        raise ShapeError(f"{op}: {name} must be an int or {k} ints, got {value!r}") from None
+    if len(values) != k:
+        raise ShapeError(f"{op}: {name} must be an int or {k} ints, got {value!r}")
+    return values
+
+
+def windows(x, window, strides=1, dilation=1) -> Value:
+    """Sliding windows over the last ``len(window)`` axes, as a view (im2col without a copy):
+    shape ``lead + window + counts``, where element ``(..., i, j)`` is
+    ``x[..., j * strides + i * dilation]``. A reshape of it is where the copy happens."""
+    x = _value("windows", x)
+    window = _per_axis("windows", "window", window, builtins.len(window) if not isinstance(window, int) else 1)
+    k = builtins.len(window)
+    return _node("windows", [x], window=window, strides=_per_axis("windows", "strides", strides, k),
+                 dilation=_per_axis("windows", "dilation", dilation, k))
+
+
+def fold(x, size, window, strides=1, dilation=1) -> Value:
+    """The transpose of ``windows``: each window element added back at its place in zeros whose
+    last axes have ``size`` (col2im)."""
+    x = _value("fold", x)
+    size = tuple(size)
+    k = builtins.len(size)
+    return _node("fold", [x], window=_per_axis("fold", "window", window, k),
+                 strides=_per_axis("fold", "strides", strides, k), dilation=_per_axis("fold", "dilation", dilation, k),
+                 size=size)
+
+
+def random_uniform(key, shape, dtype="float32", stream=0) -> Value:
+    """Uniform numbers in [0, 1) of ``shape``, a pure function of the int ``key`` (a value or a
+    Python int) and ``stream``: element i is Philox4x32-10 of counter (i, stream). The same key
+    gives the same numbers in the interpreter, on the CPU and on CUDA, and when remat
+    recomputes them; use another key or stream for other numbers (each dropout layer its own)."""
+    if not isinstance(key, Value):
+        raise GraphError("random_uniform: the key must be a graph Value (an int input, or g.const(n))")
+    return _node("random_uniform", [key], shape=check_shape(shape, "random_uniform"), dtype=dt.canonical(dtype),
+                 stream=stream)
+
+
 def concat(xs, axis=0) -> Value:
     """Join values along ``axis``; dtypes are promoted."""
     xs = list(xs)

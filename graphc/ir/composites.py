@@ -5,12 +5,15 @@ which changes nothing mathematically and keeps exp from overflowing. Losses redu
 over the batch (every axis but the class axis), as PyTorch and JAX libraries do by default.
 """
 
+import builtins
 import math
 
 from ..errors import DTypeError, ShapeError
 from . import dtypes as dt
-from .build import (add, div, erf, exp, log, matmul, max, mean, mul, one_hot, relu, reshape, rsqrt,
-                    square, stop_gradient, sum, tanh, _value)
+from typing import NamedTuple
+
+from .build import (add, broadcast_to, div, erf, exp, ge, log, matmul, max, mean, mul, one_hot, random_uniform,
+                    relu, reshape, rsqrt, square, stop_gradient, sum, tanh, where, _value)
 from .shapes import normalize_axes, reduced_shape
 
 
@@ -103,3 +106,79 @@ def linear(x, w, b=None):
     """``x @ w + b``: a dense layer."""
     y = matmul(x, w)
     return y if b is None else y + b
+
+
+def _channel(x, v, axis: int):
+    """``v``, of shape (C,), broadcast along ``axis`` of ``x``."""
+    return reshape(v, tuple(x.shape[axis] if a == axis else 1 for a in range(x.ndim)))
+
+
+class BatchNorm(NamedTuple):
+    """What training-mode ``batch_norm`` returns: the normalized output, and the batch's mean
+    and variance per channel (the biased variance that normalized, and the unbiased one that
+    PyTorch's running average takes), for a caller keeping running statistics."""
+
+    out: object
+    mean: object
+    var: object
+    var_unbiased: object
+
+
+def batch_norm(x, gamma=None, beta=None, *, training=True, running_mean=None, running_var=None, eps=1e-5,
+               axis=1):
+    """Batch normalization over every axis but the channel ``axis`` (N, C, ...), as PyTorch's.
+
+    ``training=True``: normalizes with the batch's statistics and returns a ``BatchNorm``
+    (out, mean, var, var_unbiased); running averages are the caller's:
+    ``running = (1 - momentum) * running + momentum * stat``. ``training=False``: normalizes
+    with the given ``running_mean`` and ``running_var`` (each of shape (C,)) and returns the output."""
+    x = _value("batch_norm", x)
+    if not dt.is_float(x.dtype):
+        raise DTypeError(f"batch_norm: input must be float, got {x.dtype}")
+    if x.ndim < 2 or not -x.ndim <= axis < x.ndim:
+        raise ShapeError(f"batch_norm: channel axis {axis} does not fit shape {x.shape} (N, C, ...)")
+    axis %= x.ndim
+    c = x.shape[axis]
+    for name, v in (("gamma", gamma), ("beta", beta), ("running_mean", running_mean), ("running_var", running_var)):
+        if v is not None and getattr(v, "shape", None) != (c,):
+            raise ShapeError(f"batch_norm: {name} must have shape ({c},), got {getattr(v, 'shape', v)}")
+    axes = tuple(a for a in range(x.ndim) if a != axis)
+    if training:
+        if running_mean is not None or running_var is not None:
+            raise ShapeError("batch_norm: training=True normalizes with the batch's statistics; "
+                             "pass running_mean/running_var only with training=False")
+        mu = mean(x, axes, keepdims=True)
+        xc = x - mu
+        v = mean(square(xc), axes, keepdims=True)
+    else:
+        if running_mean is None or running_var is None:
+            raise ShapeError("batch_norm: training=False needs the statistics: running_mean= and running_var=")
+        mu, v = _channel(x, running_mean, axis), _channel(x, running_var, axis)
+        xc = x - mu
+    y = xc * rsqrt(v + eps)
+    if gamma is not None:
+        y = y * _channel(x, gamma, axis)
+    if beta is not None:
+        y = y + _channel(x, beta, axis)
+    if not training:
+        return y
+    n = x.size // c
+    flat_mu, flat_v = reshape(mu, (c,)), reshape(v, (c,))
+    return BatchNorm(y, flat_mu, flat_v, flat_v * (n / builtins.max(n - 1, 1)))
+
+
+def dropout(x, p, key, stream=0, training=True):
+    """Inverted dropout: each element of ``x`` zeroed with probability ``p`` and the rest
+    scaled by 1 / (1 - p), by a mask drawn from ``gc.random_uniform(key, x.shape, stream=)``
+    (the same key: the same mask, on every target and when remat recomputes it). ``key``: an
+    int value (an input fed per step) or a Python int. ``training=False`` or ``p=0``: ``x``."""
+    x = _value("dropout", x)
+    if not 0 <= p <= 1:
+        raise ShapeError(f"dropout: p must lie in [0, 1], got {p}")
+    if not training or p == 0:
+        return x
+    key = key if not isinstance(key, int) else x.graph.const(key, "int64")
+    keep = ge(random_uniform(key, x.shape, x.dtype, stream), p)
+    if p == 1:
+        return where(keep, x, 0.0)  # nothing kept (u < 1 always); the gradient is zero, not inf * 0
+    return where(keep, x * (1 / (1 - p)), 0.0)

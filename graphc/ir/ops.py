@@ -222,6 +222,11 @@ for _name, (_cls, _fn, _flops, _trans, _diff, _doc) in UNARY.items():
                     cls=OpClass.VIEW if _name == "stop_gradient" else None))
 
 
+# not a builder function: the layout pass puts it under a reshape of a view it cannot see through
+_register(OpDef("copy", "elementwise", 1, _checked_unary("copy", "any"), lambda attrs, x: x.copy(),
+                doc="x in a buffer of its own (C order): what a reshape of a strided view reads"))
+
+
 def _binary_infer(name: str, cls: str, out_dtype: str | None):
     def infer(types, attrs):
         t = _same(name, types)
@@ -505,6 +510,88 @@ _register(OpDef("slice", "layout", 1, _slice_infer, _slice_reference,
                 doc="x[start:stop:step] on every axis (Python range semantics, any nonzero step)"))
 
 
+# ---------------------------------------------------------------- sliding windows (convolution, pooling)
+
+
+def window_counts(op: str, spatial, attrs) -> tuple:
+    """How many windows fit along each of the trailing axes ``spatial`` (a ShapeError names the
+    axis a window does not fit, or a window attribute out of range)."""
+    window, strides, dilation = attrs["window"], attrs["strides"], attrs["dilation"]
+    if not len(window) == len(strides) == len(dilation) == len(spatial):
+        raise ShapeError(f"{op}: window {window}, strides {strides} and dilation {dilation} need one entry "
+                         f"per windowed axis ({len(spatial)})")
+    for name, values in (("window", window), ("strides", strides), ("dilation", dilation)):
+        if min(values, default=1) < 1:
+            raise ShapeError(f"{op}: {name} {values} must be at least 1 on every axis")
+    counts = []
+    for axis, (n, w, s, d) in enumerate(zip(spatial, window, strides, dilation)):
+        reach = d * (w - 1) + 1
+        if reach > n:
+            raise ShapeError(f"{op}: window {w} (dilation {d}, reach {reach}) is larger than windowed axis "
+                             f"{axis} of size {n}")
+        counts.append((n - reach) // s + 1)
+    return tuple(counts)
+
+
+def _windows_infer(types, attrs):
+    (t,) = types
+    k = len(attrs["window"])
+    if not 1 <= k <= len(t.shape):
+        raise ShapeError(f"windows: {k} windowed axes do not fit shape {t.shape}")
+    lead = t.shape[:len(t.shape) - k]
+    return TensorType(lead + attrs["window"] + window_counts("windows", t.shape[len(lead):], attrs), t.dtype)
+
+
+def window_strides(attrs, strides) -> tuple:
+    """The strides of ``windows`` over an array of ``strides``: the lead axes', then each
+    window offset's (dilation steps), then each window position's (stride steps)."""
+    k = len(attrs["window"])
+    lead, spatial = tuple(strides[:len(strides) - k]), strides[len(strides) - k:]
+    return (lead + tuple(s * d for s, d in zip(spatial, attrs["dilation"]))
+            + tuple(s * st for s, st in zip(spatial, attrs["strides"])))
+
+
+def windows_view(attrs, x):
+    """``windows`` as a read-only numpy view of ``x`` (no copy)."""
+    shape = _windows_infer((TensorType(x.shape, x.dtype.name),), attrs).shape
+    return np.lib.stride_tricks.as_strided(x, shape, window_strides(attrs, x.strides), writeable=False)
+
+
+def _fold_infer(types, attrs):
+    (t,) = types
+    k, size = len(attrs["window"]), attrs["size"]
+    if len(size) != k or len(t.shape) < 2 * k:
+        raise ShapeError(f"fold: size {size} and window {attrs['window']} do not fit shape {t.shape}")
+    lead = t.shape[:len(t.shape) - 2 * k]
+    expected = lead + attrs["window"] + window_counts("fold", size, attrs)
+    if t.shape != expected:
+        raise ShapeError(f"fold: windows of size {size} have shape {expected}, got {t.shape}")
+    return TensorType(lead + size, t.dtype)
+
+
+def _fold_reference(attrs, g):
+    """Each window element added back at its place, one window offset at a time in row-major
+    order (the compiled kernels add in the same order, so the sums agree bit for bit)."""
+    k = len(attrs["window"])
+    lead = g.shape[:g.ndim - 2 * k]
+    out = np.zeros(lead + attrs["size"], dtype=g.dtype)
+    counts = g.shape[g.ndim - k:]
+    for offset in np.ndindex(*attrs["window"]):
+        at = tuple(slice(i * d, i * d + s * (n - 1) + 1, s)
+                   for i, d, s, n in zip(offset, attrs["dilation"], attrs["strides"], counts))
+        out[(Ellipsis,) + at] += g[(Ellipsis,) + offset + (slice(None),) * k]
+    return out
+
+
+_WINDOW_ATTRS = {"window": "ints", "strides": "ints", "dilation": "ints"}
+_register(OpDef("windows", "layout", 1, _windows_infer, lambda attrs, x: windows_view(attrs, x).copy(),
+                _WINDOW_ATTRS, doc="sliding windows over the trailing axes: shape lead + window + counts, "
+                                   "element (..., i, j) = x[..., j * stride + i * dilation] (im2col as a view)"))
+_register(OpDef("fold", "index", 1, _fold_infer, _fold_reference, {**_WINDOW_ATTRS, "size": "ints"},
+                doc="the transpose of windows: each window element added back at its place in zeros of "
+                    "the trailing axes `size` (col2im)"))
+
+
 # ---------------------------------------------------------------- indexing
 
 
@@ -627,6 +714,57 @@ _register(OpDef("take", "index", 2, _gather_infer, _gather_reference, {"axis": "
 _register(OpDef("index_add", "index", 2, _index_add_infer, _index_add_reference, {"axis": "int", "size": "int"},
                 doc="zeros of size `size` along axis, plus each slice of updates added at its index; "
                     "the transpose of take"))
+# ---------------------------------------------------------------- counter-based random numbers
+
+PHILOX_M = (0xD2511F53, 0xCD9E8D57)  # Philox4x32's multipliers and key increments (Salmon et al., SC'11)
+PHILOX_W = (0x9E3779B9, 0xBB67AE85)
+PHILOX_ROUNDS = 10
+LOW32 = 0xFFFFFFFF
+
+
+def philox4x32(counter: tuple, key: tuple) -> tuple:
+    """Philox4x32-10 of four 32-bit counter words and two key words, as uint64 numpy arrays (or
+    scalars) holding 32-bit values: the four output words. The kernels run the same rounds
+    (``codegen/library.py``), so every target draws the same bits."""
+    c0, c1, c2, c3 = counter
+    k0, k1 = key
+    m0, m1, w0, w1, low = (np.uint64(v) for v in PHILOX_M + PHILOX_W + (LOW32,))
+    for _ in range(PHILOX_ROUNDS):
+        p0, p1 = m0 * c0, m1 * c2
+        c0, c1, c2, c3 = (p1 >> np.uint64(32)) ^ c1 ^ k0, p1 & low, (p0 >> np.uint64(32)) ^ c3 ^ k1, p0 & low
+        k0, k1 = (k0 + w0) & low, (k1 + w1) & low
+    return c0, c1, c2, c3
+
+
+def _random_infer(types, attrs):
+    (key,) = types
+    _require("random_uniform", "key", key.dtype, "int")
+    if key.shape != ():
+        raise ShapeError(f"random_uniform: the key must be a scalar (shape ()), got shape {key.shape}")
+    _require("random_uniform", "dtype", attrs["dtype"], "float")
+    return TensorType(check_shape(attrs["shape"], "random_uniform"), attrs["dtype"])
+
+
+def _random_reference(attrs, key):
+    """Element ``i`` (row-major) is Philox4x32-10 of counter (i, stream) under the 64-bit key:
+    float32 from the first word's top 24 bits, float64 from 53 bits of the first two."""
+    low = np.uint64(LOW32)
+    k = np.array(key, np.int64).astype(np.uint64)[()]
+    stream = np.array(attrs["stream"], np.int64).astype(np.uint64)[()]
+    flat = np.arange(math.prod(attrs["shape"]), dtype=np.uint64)
+    words = philox4x32((flat & low, flat >> np.uint64(32), np.full_like(flat, stream & low),
+                        np.full_like(flat, stream >> np.uint64(32))), (k & low, k >> np.uint64(32)))
+    if attrs["dtype"] == "float32":
+        out = (words[0] >> np.uint64(8)).astype(np.float32) * np.float32(2.0 ** -24)
+    else:
+        out = ((words[0] << np.uint64(21)) | (words[1] >> np.uint64(11))).astype(np.float64) * 2.0 ** -53
+    return out.reshape(attrs["shape"])
+
+
+_register(OpDef("random_uniform", "index", 1, _random_infer, _random_reference,
+                {"shape": "ints", "dtype": "dtype", "stream": "int"}, differentiable=False,
+                doc="uniform numbers in [0, 1) from an int key: element i is Philox4x32-10 of counter "
+                    "(i, stream), so a key gives the same numbers on every target and every recompute"))
 _register(OpDef("one_hot", "index", 1, _one_hot_infer, _one_hot_reference, {"depth": "int", "dtype": "dtype"},
                 differentiable=False, doc="labels -> one-hot rows of length depth; labels must lie in [0, depth)",
                 cls=OpClass.ELEMENTWISE))
@@ -658,6 +796,68 @@ def base_of(v, through=VIEWS):
     while v.op in through:
         v = v.inputs[0]
     return v
+
+
+def reshaped_strides(shape, strides, new_shape) -> tuple | None:
+    """The strides of ``new_shape`` over the elements that ``shape`` with ``strides`` reads in
+    row-major order, or None where no strides can (numpy's reshape would copy). Each run of
+    axes that merges or splits must be contiguous within itself."""
+    if math.prod(shape) <= 1:
+        return tuple(0 for _ in new_shape)
+    old = [(n, s) for n, s in zip(shape, strides) if n != 1]
+    dims, steps = [n for n, _ in old], [s for _, s in old]
+    out = [0] * len(new_shape)
+    oi = ni = 0
+    while ni < len(new_shape) and oi < len(dims):
+        oj, nj, have, want = oi + 1, ni + 1, dims[oi], new_shape[ni]
+        while have != want:
+            if want < have:
+                want, nj = want * new_shape[nj], nj + 1
+            else:
+                have, oj = have * dims[oj], oj + 1
+        if any(steps[k] != dims[k + 1] * steps[k + 1] for k in range(oi, oj - 1)):
+            return None
+        out[nj - 1] = steps[oj - 1]
+        for k in range(nj - 1, ni, -1):
+            out[k - 1] = out[k] * new_shape[k]
+        oi, ni = oj, nj
+    return tuple(out)
+
+
+def _c_strides(shape) -> tuple:
+    strides, step = [], 1
+    for n in reversed(shape):
+        strides.append(step)
+        step *= n
+    return tuple(reversed(strides))
+
+
+def view_strides(v) -> tuple | None:
+    """The element strides of ``v`` over the buffer underneath its views, that buffer laid out
+    in C order (as every buffer the compiler writes is), or None where a reshape among the
+    views cannot be one."""
+    chain = []
+    while v.op in VIEWS:
+        chain.append(v)
+        v = v.inputs[0]
+    strides = _c_strides(v.shape)
+    for w in reversed(chain):
+        x = w.inputs[0]
+        if w.op == "transpose":
+            strides = tuple(strides[p] for p in w.attrs["perm"])
+        elif w.op == "broadcast_to":
+            lead = w.ndim - x.ndim
+            strides = (0,) * lead + tuple(0 if n == 1 and w.shape[lead + k] != 1 else s
+                                          for k, (n, s) in enumerate(zip(x.shape, strides)))
+        elif w.op == "slice":
+            strides = tuple(s * step for s, step in zip(strides, w.attrs["steps"]))
+        elif w.op == "windows":
+            strides = window_strides(w.attrs, strides)
+        elif w.op == "reshape":
+            strides = reshaped_strides(x.shape, strides, w.shape)
+            if strides is None:
+                return None
+    return strides
 
 
 def flops(v) -> int:

@@ -1,5 +1,5 @@
-"""The target-neutral passes, in order: verify -> simplify -> remat -> fuse -> schedule ->
-memory plan. ``plan_graph`` runs them and returns a ``StepPlan``; the compiler driver
+"""The target-neutral passes, in order: verify -> simplify -> layout -> remat -> fuse ->
+schedule -> memory plan. ``plan_graph`` runs them and returns a ``StepPlan``; the compiler driver
 (``graphc/compiler.py``) gives it to a code generator. ``log(name, text)``, when given, gets
 the text IR after every pass, annotated with the kernel each value belongs to and the arena
 offset of each buffer.
@@ -16,6 +16,7 @@ from .analysis import forward_ids
 from .budget import Budget, search
 from .fusion import Fusion
 from .fusion import fuse as fuse_pass
+from .layout import materialize
 from .memory import MemoryPlan, saved_values
 from .remat import Remat, rematerialize
 from .schedule import schedule
@@ -51,7 +52,7 @@ def plan_graph(graph, fuse: bool = True, remat="none", log=None) -> StepPlan:
     log = log or (lambda name, text: None)
     verify(graph)
     log("0-input", to_text(graph))
-    simplified = simplify(graph)
+    simplified = materialize(simplify(graph))
     log("1-simplify", to_text(simplified))
     rewritten = _budget(simplified, remat, fuse) if isinstance(remat, Budget) else rematerialize(simplified, remat)
     new = rewritten.graph

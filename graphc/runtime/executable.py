@@ -25,7 +25,7 @@ from ..codegen.warm import compile_kernels
 from ..errors import ArgumentError, DTypeError, ResourceError, ShapeError
 from ..ir.dot import to_dot
 from ..ir.interpret import bind_arguments, by_name_only
-from ..ir.ops import ARGUMENTS
+from ..ir.ops import ARGUMENTS, windows_view
 from ..passes.fusion import StepKind
 from .plan import Plan
 
@@ -44,6 +44,7 @@ _VIEW = {
     "transpose": (None, lambda a, x: np.transpose(x, a["perm"])),
     "reshape": (None, lambda a, x: np.reshape(x, a["shape"])),
     "slice": (_python_slices, lambda a, x: x[a]),
+    "windows": (None, windows_view),
 }
 
 

@@ -42,6 +42,7 @@ def _choose(test_first):
 
 PARTIALS = {
     "neg": lambda v, i: -1,
+    "copy": lambda v, i: 1,
     "exp": lambda v, i: v,
     "log": lambda v, i: b.reciprocal(_x(v)),
     "sqrt": lambda v, i: 0.5 / v,

@@ -66,4 +66,6 @@ JVP = {
     "scatter_add": _linear_in_first,
     "take": _linear_in_first,
     "index_add": _linear_in_first,
+    "windows": _linear,
+    "fold": _linear,
 }

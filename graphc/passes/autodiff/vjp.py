@@ -98,6 +98,24 @@ def _slice(v, g, i):
     return b.pad(g, low, high, interior)
 
 
+def _take_along_axis(v, g, i):
+    """A scatter-add of ``g`` at the indices; with one index per row along the axis (an argmax
+    pick, a max-pool) nothing collides, so it is a select: ``g`` where the index points, else 0,
+    an elementwise op that fuses, not a scatter."""
+    x, idx = v.inputs
+    axis = v.attrs["axis"]
+    if idx.shape[axis] != 1:
+        return b.scatter_add(g, idx, axis, x.shape[axis])
+    rows = idx.shape[:axis] + idx.shape[axis + 1:]
+    hit = b.one_hot(b.reshape(idx, rows), x.shape[axis], "bool")  # the new axis last: move it to ``axis``
+    hit = b.transpose(hit, list(range(axis)) + [x.ndim - 1] + list(range(axis, x.ndim - 1)))
+    return b.where(hit, b.broadcast_to(g, x.shape), zeros_like(x))
+
+
+def window_attrs(v) -> dict:
+    return {"window": v.attrs["window"], "strides": v.attrs["strides"], "dilation": v.attrs["dilation"]}
+
+
 def _pad(v, g, i):
     x = v.inputs[0]
     positions = pad_positions(x.shape, v.attrs["low"], v.attrs["interior"])
@@ -121,8 +139,11 @@ VJP = {
     "concat": _concat,
     "slice": _slice,
     "pad": _pad,
-    "take_along_axis": lambda v, g, i: b.scatter_add(g, v.inputs[1], v.attrs["axis"], v.inputs[0].shape[v.attrs["axis"]]),
+    "take_along_axis": _take_along_axis,
     "scatter_add": lambda v, g, i: b.take_along_axis(g, v.inputs[1], v.attrs["axis"]),
     "take": lambda v, g, i: b.index_add(g, v.inputs[1], v.attrs["axis"], v.inputs[0].shape[v.attrs["axis"]]),
     "index_add": lambda v, g, i: b.take(g, v.inputs[1], v.attrs["axis"]),
+    "windows": lambda v, g, i: b.fold(g, v.inputs[0].shape[v.inputs[0].ndim - len(v.attrs["window"]):],
+                                      **window_attrs(v)),
+    "fold": lambda v, g, i: b.windows(g, **window_attrs(v)),
 }

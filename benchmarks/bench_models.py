@@ -129,6 +129,10 @@ class Cnn:
     """The issue's CIFAR-sized step: conv3x3 32 -> relu -> pool -> conv3x3 64 -> relu -> pool -> linear 10."""
     N, C, S = 64, 3, 32
     wrt = ["w1", "b1", "w2", "b2", "w3", "b3"]
+    # max-pooling sends each window's gradient to its largest element: among 500k windows a few
+    # hold two values within float32 rounding, which each system's own summation order decides,
+    # and one element's gradient moves (0.1% of w2's elements by 4e-5, against its max 0.06)
+    atol = 1e-3
 
     def arrays(self):
         N, C, S = self.N, self.C, self.S
@@ -244,7 +248,8 @@ def bench(name, model):
         steps.append(("pytorch", lambda: torch_step(torch, _Torch(model, torch.load()).loss, arrays, model.wrt),
                       "eager"))
     title = f"{name}: forward + backward, float32"
-    rows = check_and_time(title, steps, reference, model.wrt, repeats(30), rtol=2e-3, atol=2e-4,
+    rows = check_and_time(title, steps, reference, model.wrt, repeats(30), rtol=2e-3,
+                          atol=getattr(model, "atol", 2e-4),  # of the largest gradient element
                           loss_atol=1e-4 * max(1.0, abs(float(reference[0]))))
     print_peers(title, rows)
 

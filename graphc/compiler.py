@@ -18,6 +18,7 @@ from .passes.fusion import StepKind, group_reads
 from .passes.pipeline import StepPlan, plan_graph
 from .passes.remat import STRATEGIES
 from .report import compile_report
+from .runtime.blas import share_threads
 from .runtime.cuda import CudaExecutable
 from .runtime.executable import Executable
 from .runtime.plan import Plan, Stats
@@ -66,8 +67,10 @@ def generate(graph, steps, target: str) -> tuple[dict, dict]:
     by_id = {v.id: v for v in graph.nodes}
     leaves = {s.name: [by_id[i] for i in sorted(group_reads(s))] for s in steps}
     if target == "cpu":
+        # beside OpenBLAS's own spinning pool, loop kernels stay serial; on a shared pool they thread
         blas = any(v.op == "matmul" for s in steps if s.kind is StepKind.LIBRARY for v in s.roots)
-        return {s.name: numba_cpu.kernel_source(s, leaves[s.name], blas) for s in steps if numba_cpu.has_kernel(s)}, {}
+        apart = blas and not share_threads()
+        return {s.name: numba_cpu.kernel_source(s, leaves[s.name], apart) for s in steps if numba_cpu.has_kernel(s)}, {}
     launch = SIMULATOR_LAUNCH if numba_cuda.simulator() else {}
     runs = [s for s in steps if s.kind is not StepKind.VIEW]
     kernels = {s.name: numba_cuda.kernel_source(s, leaves[s.name], **launch) for s in runs}

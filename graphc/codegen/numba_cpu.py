@@ -26,17 +26,15 @@ from .library import POINTWISE, check_index, u
 from .literals import CTOR, literal
 from .powers import power_template
 
-PARALLEL_MIN = 1 << 22  # elements: below this, waking threads (and competing with BLAS's) costs more
-# A reduction's threads each take whole rows (or fixed chunks of a full reduction), so alone
-# they pay from far fewer elements: a 4096 x 256 layer norm step 4.0 -> 1.4 ms on 2 cores (the
-# crossover near 2^15). But not beside BLAS: OpenBLAS's threads spin for a long while after each
-# matmul, and numba's OpenMP threads stall against them (8 residual blocks: 97 ms a step with
-# serial reductions, 273 ms threaded), so plans with matmuls keep PARALLEL_MIN for every kernel.
-REDUCTION_PARALLEL_MIN = 1 << 16
-# Elementwise kernels beside BLAS stall the same way: a convnet's 4.7M-element im2col copy
-# took 4.6 ms threaded, 2.2 serial (the step 34.9 -> 28.3 ms), so there they stay serial
-# until far larger.
-BLAS_PARALLEL_MIN = 1 << 26
+# Kernels thread (fixed chunks of the outer axis; a reduction's threads take whole rows or fixed
+# chunks of a full reduction) from PARALLEL_MIN elements: a 4096 x 256 layer norm step 4.0 ->
+# 1.4 ms on 2 cores, a 2^20-element elementwise kernel 1.09 -> 0.52 ms (the crossovers near
+# 2^15). Not where the plan's matmuls run on OpenBLAS's own pool (``apart``; see
+# runtime/blas.py): its threads spin for a long while after each matmul and numba's stall
+# against them (8 residual blocks: 97 ms a step serial, 273 ms threaded; a convnet's im2col
+# copy 2.2 ms serial, 4.6 ms threaded), so there kernels stay serial up to APART_PARALLEL_MIN.
+PARALLEL_MIN = 1 << 16
+APART_PARALLEL_MIN = 1 << 26
 CHUNKS = 64  # partial results of a parallel full reduction
 COLUMN_RUN = 64  # elements: reduced axes inside the last kept axis shorter than this reduce as columns
 
@@ -348,7 +346,7 @@ def _ranges(axes, ranges: dict) -> tuple[list, int]:
     return lines, len(lines)
 
 
-def reduction_kernel(group, leaves, parallel_min: int = REDUCTION_PARALLEL_MIN) -> KernelSource:
+def reduction_kernel(group, leaves, parallel_min: int = PARALLEL_MIN) -> KernelSource:
     return _ReductionKernel(group, leaves, parallel_min).source()
 
 
@@ -473,12 +471,13 @@ def has_kernel(step) -> bool:
     return step.kind is StepKind.LOOP or (step.kind is StepKind.LIBRARY and step.roots[0].op not in NUMPY_CALLS)
 
 
-def kernel_source(group, leaves, beside_blas: bool = False) -> KernelSource:
-    """The kernel of loop or library step ``group``; ``beside_blas``: its plan calls BLAS, so
-    reductions thread only from ``PARALLEL_MIN`` elements, elementwise kernels from
-    ``BLAS_PARALLEL_MIN`` (see ``REDUCTION_PARALLEL_MIN``)."""
+def kernel_source(group, leaves, apart: bool = False) -> KernelSource:
+    """The kernel of loop or library step ``group``; ``apart``: its plan's matmuls run on
+    OpenBLAS's own thread pool, so the kernel threads only from ``APART_PARALLEL_MIN`` elements
+    (see ``PARALLEL_MIN``)."""
     if group.kind is StepKind.LIBRARY:
         return library_kernel(group)
+    parallel_min = APART_PARALLEL_MIN if apart else PARALLEL_MIN
     if group.reduction is None:
-        return elementwise_kernel(group, leaves, BLAS_PARALLEL_MIN if beside_blas else PARALLEL_MIN)
-    return reduction_kernel(group, leaves, PARALLEL_MIN if beside_blas else REDUCTION_PARALLEL_MIN)
+        return elementwise_kernel(group, leaves, parallel_min)
+    return reduction_kernel(group, leaves, parallel_min)

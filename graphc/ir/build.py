@@ -261,8 +261,8 @@ def windows(x, window, strides=1, dilation=1) -> Value:
     shape ``lead + window + counts``, where element ``(..., i, j)`` is
     ``x[..., j * strides + i * dilation]``. A reshape of it is where the copy happens."""
     x = _value("windows", x)
-    window = _per_axis("windows", "window", window, builtins.len(window) if not isinstance(window, int) else 1)
-    k = builtins.len(window)
+    k = 1 if isinstance(window, (int, np.integer)) else len(window)
+    window = _per_axis("windows", "window", window, k)
     return _node("windows", [x], window=window, strides=_per_axis("windows", "strides", strides, k),
                  dilation=_per_axis("windows", "dilation", dilation, k))
 

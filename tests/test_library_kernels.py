@@ -78,3 +78,26 @@ def test_index_add_of_float32_rows_is_the_float64_sum_rounded_once():
     out = gc.compile(g)(u=u_, i=i_)["out"]
     assert out.tolist() == [[1.0, 3.0], [0.5, 3.0]]  # float32 in order would lose the 1: 1e8 + 1 == 1e8
     assert np.array_equal(out, gc.evaluate(g, u=u_, i=i_)["out"])
+
+
+def test_large_pointwise_library_kernels_thread_unless_they_check_indices():
+    """fold and random_uniform over 2^16 elements or more run in chunks across threads, with
+    the reference's results; take (which checks its indices) and argmax stay serial."""
+    from graphc.codegen import numba_cpu
+    n = numba_cpu.PARALLEL_MIN
+    g = gc.Graph("large")
+    x, k, idx = g.input("x", (4, n // 8, 4)), g.input("k", (), "int64"), g.input("idx", (n // 8,), "int64")
+    g.output("fold", gc.fold(gc.windows(x, (2, 2)), (n // 8, 4), (2, 2)))
+    g.output("random", gc.random_uniform(k, (n,), "float32"))
+    g.output("take", gc.take(x, idx, axis=1))
+    g.output("argmax", gc.argmax(x, axis=2))
+    rng = np.random.default_rng(2)
+    args = {"x": rng.standard_normal((4, n // 8, 4)).astype(np.float32), "k": np.array(5),
+            "idx": rng.integers(0, n // 8, n // 8)}
+    fn = gc.compile(g)
+    got, expected = fn(**args), gc.evaluate(g, **args)
+    for name in expected:
+        np.testing.assert_array_equal(got[name], expected[name], err_msg=name)
+    threaded = {s.roots[0].op: "numba.prange" in fn.kernels[s.name].source
+                for s in fn.steps if s.kind is StepKind.LIBRARY}
+    assert threaded == {"fold": True, "random_uniform": True, "take": False, "argmax": False}

@@ -22,7 +22,7 @@ from ..ir import dtypes as dt
 from ..passes.fusion import StepKind
 from .kernel import (MAXIMUM, MINIMUM, Emitter, Kernel, KernelSource, Reduction, acc_dtype, acc_init,
                      arg_shape, elementwise, indent)
-from .library import POINTWISE, check_index, u
+from .library import POINTWISE, SERIAL, check_index, u
 from .literals import CTOR, literal
 from .powers import power_template
 
@@ -456,11 +456,26 @@ _LIBRARY = {**{op: _pointwise for op in POINTWISE}, "take": _gather, "pad": _pad
             "scatter_add": _scatter, "index_add": _index_add}
 
 
-def library_kernel(group) -> KernelSource:
-    """A library step (not a numpy call) as loop nests writing its buffer directly (``library.py``)."""
+def _pointwise_parallel(v, kernel) -> list:
+    """A pointwise rule in fixed chunks of the outer axis across threads: each element is its
+    own, so nothing races (rules that check indices stay serial, see ``library_kernel``)."""
+    index = _index(v.shape)
+    nest, depth = _loops(range(v.ndim), v.shape, True)
+    return nest + indent(POINTWISE[v.op](v, index, kernel) + [f"o0[{_at(index)}] = res"], depth)
+
+
+def library_kernel(group, parallel_min: int = PARALLEL_MIN) -> KernelSource:
+    """A library step (not a numpy call) as loop nests writing its buffer directly (``library.py``).
+    A pointwise rule of ``parallel_min`` elements or more threads, unless it checks indices:
+    two threads' faults could mix one's code with the other's index in ``err``."""
     (v,) = group.roots
     kernel = Kernel(CPU)
-    source, extras = _source(kernel, 1, False, _LIBRARY[v.op](v, kernel) or ["return"])  # (nothing to write)
+    body = _LIBRARY[v.op](v, kernel) or ["return"]  # (nothing to write)
+    parallel = v.op in POINTWISE and v.op not in SERIAL and v.ndim > 0 and v.size >= parallel_min and not kernel.faults
+    if parallel:
+        kernel = Kernel(CPU)
+        body = _pointwise_parallel(v, kernel)
+    source, extras = _source(kernel, 1, parallel, body)
     return KernelSource(group.name, source, [v], kernel.bases, [arg_shape(b, False) for b in kernel.bases],
                         [v.shape or (1,)], list(extras), kernel.faults)
 
@@ -475,9 +490,9 @@ def kernel_source(group, leaves, apart: bool = False) -> KernelSource:
     """The kernel of loop or library step ``group``; ``apart``: its plan's matmuls run on
     OpenBLAS's own thread pool, so the kernel threads only from ``APART_PARALLEL_MIN`` elements
     (see ``PARALLEL_MIN``)."""
-    if group.kind is StepKind.LIBRARY:
-        return library_kernel(group)
     parallel_min = APART_PARALLEL_MIN if apart else PARALLEL_MIN
+    if group.kind is StepKind.LIBRARY:
+        return library_kernel(group, parallel_min)
     if group.reduction is None:
         return elementwise_kernel(group, leaves, parallel_min)
     return reduction_kernel(group, leaves, parallel_min)

@@ -146,6 +146,27 @@ def _cuda_api():
     return cuda
 
 
+def test_random_numbers_and_a_small_cnn_match_the_cpu():
+    """random_uniform and dropout draw the interpreter's bits on the device; a conv net's
+    gradients (windows, fold, the layout copies, max-pooling's select) match the CPU's."""
+    g = gc.Graph("drop")
+    x, k = g.input("x", (6, 7), "float32"), g.input("k", (), "int64")
+    g.output("u", gc.random_uniform(k, (5, 9), "float64", stream=4))
+    g.output("d", gc.dropout(x * 2, 0.4, k))
+    args = {"x": np.random.default_rng(3).standard_normal((6, 7)).astype(np.float32), "k": np.array(-3)}
+    expected = gc.evaluate(g, **args)
+    got = _cuda(g)(**args)
+    for name in expected:
+        np.testing.assert_array_equal(got[name], expected[name], err_msg=name)
+    net = examples.lecture_cnn(batch=2, size=8, classes=3, widths=(2, 3))
+    grad = gc.grad(net, of="loss")
+    rng = np.random.default_rng(4)
+    args = {"x": rng.standard_normal((2, 1, 8, 8)).astype(np.float32), "labels": np.array([0, 2]),
+            **examples.init_params(net, seed=2)}
+    cpu = gc.compile(grad)(**args)
+    assert_outputs_close(_cuda(grad)(**args), cpu, rtol=1e-4, atol=1e-5)
+
+
 def test_device_arrays_in_and_device_outputs():
     graph = gc.grad(examples.two_layer(n=4, d_in=6, hidden=3, d_out=2))
     args = random_arguments(graph, seed=5)

@@ -61,7 +61,8 @@ def _arg(v, index, kernel):
     still = "best == best and " if dt.is_float(x.dtype) else ""
     return ([f"best = {kernel.read(x, first)}", "res = np.int64(0)",
              f"for m in range(np.uint64(1), {u(x.shape[axis])}):", f"    y = {kernel.read(x, at)}",
-             f"    if {still}(y {better} best{nan}):", "        best = y", "        res = np.int64(m)"])
+             f"    take = {still}(y {better} best{nan})",  # selects, not branches: data decides them
+             "    best = y if take else best", "    res = np.int64(m) if take else res"])
 
 
 def _fold(v, index, kernel):
